@@ -1,0 +1,57 @@
+# Quantum Router: every target creates what it needs. Heavy caches live outside the repository.
+SHELL := /bin/bash
+QR_CACHE ?= $(HOME)/.cache/quantum-router
+UV_VERSION := 0.13.8
+UV := $(QR_CACHE)/uv-$(UV_VERSION)/bin/uv
+export UV_CACHE_DIR ?= $(QR_CACHE)/uv-cache
+export UV_PYTHON ?= python3.11
+export UV_LINK_MODE ?= copy
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: run run-stack test unit lint fmt bench e2e cluster-up cluster-down clean
+
+$(UV):
+	python3 -m venv $(QR_CACHE)/uv-$(UV_VERSION)
+	$(QR_CACHE)/uv-$(UV_VERSION)/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --all-groups
+	touch $@
+
+venv: $(VENV)/.synced
+
+run: $(VENV)/.synced
+	$(VENV)/bin/quantum-router serve
+
+lint: $(VENV)/.synced
+	$(VENV)/bin/ruff check service tests e2e bench
+	$(VENV)/bin/ruff format --check service tests e2e bench
+	$(VENV)/bin/mypy
+
+fmt: $(VENV)/.synced
+	$(VENV)/bin/ruff format service tests e2e bench
+	$(VENV)/bin/ruff check --fix service tests e2e bench
+
+unit: $(VENV)/.synced
+	$(VENV)/bin/pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+
+# The whole suite: lint, unit, integration (real Redis Cluster, PostgreSQL, Ray) and e2e (real API server).
+test: lint
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+e2e: $(VENV)/.synced
+	$(VENV)/bin/pytest -m e2e $(PYTEST_ARGS)
+
+bench: $(VENV)/.synced
+	$(PY) bench/run.py
+
+cluster-up:
+	@e2e/controlplane/cluster.sh up
+
+cluster-down:
+	@e2e/controlplane/cluster.sh down
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Response caches behind one interface; the factory picks the backend from settings."""

@@ -1,0 +1,87 @@
+"""The model catalog: which models exist, what they cost, and how simulated ones behave."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from quantum_router.settings import load_yaml
+
+
+class LatencySpec(BaseModel):
+    """Log-normal latency: ``median`` milliseconds and the log-space ``sigma``."""
+
+    model_config = ConfigDict(extra="forbid")
+    median: float = Field(gt=0)
+    sigma: float = Field(0.3, ge=0)
+
+
+class SimulationSpec(BaseModel):
+    """How a simulated model behaves."""
+
+    model_config = ConfigDict(extra="forbid")
+    latency_ms: LatencySpec
+    failure_rate: float = Field(0.0, ge=0, le=1)
+    output_tokens: int = Field(200, ge=1)
+    quality: dict[str, float] = Field(default_factory=lambda: {"default": 0.5})
+
+    def quality_for(self, task_type: str) -> float:
+        """P[correct] of this model on a task type."""
+        return self.quality.get(task_type, self.quality.get("default", 0.5))
+
+
+class ModelSpec(BaseModel):
+    """One routable model."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    provider: Literal["simulated", "openai"]
+    cost_per_1k_tokens: float = Field(ge=0)
+    suits: list[str] = Field(default_factory=list)
+    simulation: SimulationSpec | None = None
+    base_url: str | None = None
+    upstream_model: str | None = None
+    api_key_env: str | None = None
+
+    @model_validator(mode="after")
+    def _provider_fields(self) -> ModelSpec:
+        if self.provider == "simulated" and self.simulation is None:
+            raise ValueError(f"simulated model {self.name} needs a 'simulation' section")
+        if self.provider == "openai" and not self.base_url:
+            raise ValueError(f"openai model {self.name} needs 'base_url'")
+        return self
+
+
+class Catalog(BaseModel):
+    """Models, personas and task types the router knows."""
+
+    model_config = ConfigDict(extra="forbid")
+    personas: list[str] = Field(min_length=1)
+    task_types: list[str] = Field(min_length=1)
+    models: list[ModelSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Catalog:
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError("model names must be unique")
+        return self
+
+    def model(self, name: str) -> ModelSpec:
+        """The model called ``name``; KeyError when unknown."""
+        for spec in self.models:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    @property
+    def model_names(self) -> list[str]:
+        """Names in catalog order."""
+        return [m.name for m in self.models]
+
+
+def load_catalog(path: Path) -> Catalog:
+    """Read and validate a catalog YAML file."""
+    return Catalog.model_validate(load_yaml(path))

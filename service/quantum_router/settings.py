@@ -1,0 +1,124 @@
+"""All configuration in one pydantic-settings class: environment variables ``QR_*`` and an optional YAML file."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+PACKAGE_DIR = Path(__file__).parent
+
+
+def _yaml_file() -> Path | None:
+    path = os.environ.get("QR_CONFIG_FILE")
+    return Path(path) if path else None
+
+
+class Settings(BaseSettings):
+    """Router settings. Every field is ``QR_<FIELD>`` in the environment or a key in ``QR_CONFIG_FILE``."""
+
+    model_config = SettingsConfigDict(env_prefix="QR_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    log_level: str = "INFO"
+
+    # Persistence
+    database_url: str = "sqlite+aiosqlite:///var/quantum-router.db"
+    database_replica_urls: list[str] = Field(default_factory=list)
+    db_pool_size: int = Field(10, ge=1)
+    db_max_overflow: int = Field(10, ge=0)
+    db_pool_timeout_seconds: float = Field(5.0, gt=0)
+    db_statement_timeout_seconds: float = Field(5.0, gt=0)
+    db_replica_retry_seconds: float = Field(5.0, gt=0)
+
+    # Cache
+    redis_url: str | None = None
+    redis_cluster: bool = False
+    redis_timeout_seconds: float = Field(0.25, gt=0)
+    cache_ttl_seconds: float = Field(3600.0, gt=0)
+    cache_max_entries: int = Field(10_000, ge=1)
+    cache_key_prefix: str = "qr:v1:"
+
+    # Auth
+    jwt_secret: SecretStr | None = None
+    jwt_issuer: str = "quantum-router"
+    jwt_ttl_seconds: int = Field(3600, ge=60)
+    admin_username: str = "admin"
+    admin_password: SecretStr | None = None
+    api_key_cache_seconds: float = Field(30.0, ge=0)
+
+    # Limits
+    max_prompt_bytes: int = Field(32 * 1024, ge=1)
+    rate_limit_per_minute: int = Field(600, ge=1)
+    rate_limit_burst: int = Field(60, ge=1)
+    request_timeout_seconds: float = Field(30.0, gt=0)
+    slow_request_seconds: float = Field(2.0, gt=0)
+
+    # Routing
+    catalog_file: Path = PACKAGE_DIR / "data" / "catalog.yaml"
+    policy_file: Path = PACKAGE_DIR / "data" / "default_policy.npz"
+    policy_poll_seconds: float = Field(30.0, gt=0)
+    epsilon: float = Field(0.05, ge=0, le=1)
+    cost_weight: float | None = Field(None, ge=0, description="Overrides the policy's trained cost weight.")
+    latency_weight: float = Field(0.02, ge=0, description="Reward penalty per second of latency.")
+    complex_task_types: list[str] = Field(default_factory=lambda: ["code_analysis", "architecture"])
+    complex_variations: int = Field(3, ge=1, le=5)
+    max_variations: int = Field(5, ge=1, le=5)
+    random_seed: int | None = None
+
+    # Providers
+    provider_timeout_seconds: float = Field(10.0, gt=0)
+    provider_max_retries: int = Field(2, ge=0)
+    provider_backoff_seconds: float = Field(0.2, ge=0)
+    simulation_time_scale: float = Field(1.0, ge=0, description="Multiplies simulated latencies.")
+
+    # Executor
+    ray_address: str | None = None
+
+    @model_validator(mode="after")
+    def _production_needs_secrets(self) -> Settings:
+        if self.environment == "production" and (self.jwt_secret is None or self.admin_password is None):
+            raise ValueError("production needs QR_JWT_SECRET and QR_ADMIN_PASSWORD")
+        if self.jwt_secret is not None and len(self.jwt_secret.get_secret_value()) < 32:
+            raise ValueError("QR_JWT_SECRET must be at least 32 characters")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Precedence: explicit arguments, environment, then the YAML file."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _yaml_file()
+        if path is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+
+def load_yaml(path: Path) -> Any:
+    """Parse a YAML file safely (no Python object tags)."""
+    with path.open(encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

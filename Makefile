@@ -22,6 +22,8 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 
 venv: $(VENV)/.synced
 
+# The documented local default admin password; set QR_ADMIN_PASSWORD to choose another.
+run: export QR_ADMIN_PASSWORD ?= quantum-local-admin
 run: $(VENV)/.synced
 	$(VENV)/bin/quantum-router serve
 

@@ -78,7 +78,9 @@ def extract(prompt: str, persona: str, task_type: str, spec: FeatureSpec) -> Flo
     """The feature vector of one request (float32, length ``spec.dim``)."""
     text = normalise_prompt(prompt)
     parts = [_ngram_counts(text, spec)]
-    onehots = np.zeros(len(spec.personas) + len(spec.task_types) + len(spec.length_bins) + 2, dtype=np.float32)
+    onehots = np.zeros(
+        len(spec.personas) + len(spec.task_types) + len(spec.length_bins) + 2, dtype=np.float32
+    )
     if persona in spec.personas:
         onehots[spec.personas.index(persona)] = 1.0
     offset = len(spec.personas)

@@ -62,7 +62,9 @@ class Policy:
             raise PolicyFormatError(f"network has {out} outputs for {len(self.models)} models")
         first = (self.encoder or self.advantage)[0][0].shape[0]
         if first != self.feature_spec.dim:
-            raise PolicyFormatError(f"network takes {first} inputs, feature spec gives {self.feature_spec.dim}")
+            raise PolicyFormatError(
+                f"network takes {first} inputs, feature spec gives {self.feature_spec.dim}"
+            )
         if self.model_costs and len(self.model_costs) != len(self.models):
             raise PolicyFormatError("model_costs must have one entry per model")
         self._act = _ACTIVATIONS[self.activation]
@@ -81,7 +83,8 @@ class Policy:
         if self.value is None:
             return adv
         value = self._mlp(h, self.value, last_activation=False)
-        return value + adv - adv.mean(axis=-1, keepdims=True)
+        q: FloatArray = value + adv - adv.mean(axis=-1, keepdims=True)
+        return q
 
     def meta(self) -> dict[str, Any]:
         """The JSON metadata stored beside the arrays."""
@@ -117,7 +120,9 @@ def _layers(archive: Any, name: str) -> Layers:
     layers: Layers = []
     while f"{name}.{len(layers)}.w" in archive.files:
         i = len(layers)
-        layers.append((archive[f"{name}.{i}.w"].astype(np.float32), archive[f"{name}.{i}.b"].astype(np.float32)))
+        layers.append(
+            (archive[f"{name}.{i}.w"].astype(np.float32), archive[f"{name}.{i}.b"].astype(np.float32))
+        )
     return layers
 
 

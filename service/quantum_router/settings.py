@@ -1,4 +1,4 @@
-"""All configuration in one pydantic-settings class: environment variables ``QR_*`` and an optional YAML file."""
+"""All configuration in one pydantic-settings class: ``QR_*`` environment variables and a YAML file."""
 
 from __future__ import annotations
 

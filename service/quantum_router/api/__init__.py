@@ -1,0 +1,1 @@
+"""The HTTP API: schemas, dependencies, middleware and one router per resource."""

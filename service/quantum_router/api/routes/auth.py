@@ -1,0 +1,52 @@
+"""POST /v1/auth/login: username and password for a bearer token."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from quantum_router.api.deps import ServicesDep
+from quantum_router.api.errors import HTTPProblem
+from quantum_router.api.schemas import ErrorResponse, LoginRequest, TokenResponse
+from quantum_router.auth.passwords import verify_password
+from quantum_router.auth.tokens import issue_token
+from quantum_router.db import store
+from quantum_router.db.models import User
+
+router = APIRouter(tags=["auth"])
+
+
+@router.post(
+    "/v1/auth/login",
+    response_model=TokenResponse,
+    responses={401: {"model": ErrorResponse}, 429: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+)
+async def login(body: LoginRequest, services: ServicesDep) -> TokenResponse:
+    """Exchange credentials for a JWT; wrong username and wrong password look the same."""
+    verdict = await services.limiter.hit(f"login:{body.username}")
+    if not verdict.allowed:
+        retry = str(max(1, int(verdict.retry_after_seconds + 0.999)))
+        raise HTTPProblem(429, "too many login attempts", "rate_limited", {"Retry-After": retry})
+
+    async def _find(session: AsyncSession) -> User | None:
+        return await store.user_by_name(session, body.username)
+
+    user = await services.db.read_primary(_find)
+    stored_hash = user.password_hash if user is not None and not user.disabled else None
+    # Argon2 is deliberately slow; run it off the event loop.
+    if user is None or not await asyncio.to_thread(verify_password, stored_hash, body.password):
+        raise HTTPProblem(
+            401, "invalid username or password", "unauthenticated", {"WWW-Authenticate": "Bearer"}
+        )
+    settings = services.settings
+    token = issue_token(
+        services.jwt_secret,
+        settings.jwt_issuer,
+        settings.jwt_ttl_seconds,
+        user.id,
+        user.username,
+        list(user.roles),
+    )
+    return TokenResponse(access_token=token, expires_in=settings.jwt_ttl_seconds)

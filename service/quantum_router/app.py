@@ -1,0 +1,51 @@
+"""The ASGI application: ``create_app(settings)`` wires routes, middleware and the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from quantum_router import __version__
+from quantum_router.api.errors import describe, install_error_handlers
+from quantum_router.api.middleware import RequestContextMiddleware
+from quantum_router.api.routes import auth, capabilities, execute, feedback, health, metrics
+from quantum_router.context import start_services, stop_services
+from quantum_router.metrics import Metrics
+from quantum_router.settings import Settings, get_settings
+
+# JSON escaping can grow a prompt up to six-fold (\uXXXX); the prompt limit itself is checked exactly later.
+_BODY_OVERHEAD_FACTOR = 6
+_BODY_OVERHEAD_BYTES = 64 * 1024
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A new application; nothing connects until its lifespan starts."""
+    settings = settings or get_settings()
+    app_metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.services = await start_services(settings, app_metrics, describe)
+        try:
+            yield
+        finally:
+            await stop_services(app.state.services)
+
+    app = FastAPI(
+        title="Quantum Router",
+        version=__version__,
+        description="Routes each prompt to the model with the best quality for the cost.",
+        lifespan=lifespan,
+    )
+    for module in (health, capabilities, auth, execute, feedback, metrics):
+        app.include_router(module.router)
+    install_error_handlers(app)
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=app_metrics,
+        slow_seconds=settings.slow_request_seconds,
+        max_body_bytes=settings.max_prompt_bytes * _BODY_OVERHEAD_FACTOR + _BODY_OVERHEAD_BYTES,
+    )
+    return app

@@ -1,0 +1,1 @@
+"""Authentication: Argon2 passwords, signed JWTs and API keys."""

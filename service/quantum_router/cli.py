@@ -1,0 +1,134 @@
+"""The ``quantum-router`` command: serve, user and API-key management, train and eval."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from quantum_router.db.engine import Database
+from quantum_router.db.migrate import upgrade
+from quantum_router.settings import Settings, get_settings
+from quantum_router.users import UnknownUser, UserExists, create_api_key, create_user
+
+T = TypeVar("T")
+
+
+def _with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    async def _run() -> T:
+        db = Database(settings)
+        try:
+            await upgrade(db.primary)
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(_run())
+
+
+def curl_examples(settings: Settings) -> list[str]:
+    """Ready-to-paste login and execute commands. Only a development server shows its password in them."""
+    base = f"http://{settings.host}:{settings.port}"
+    password = "<password>"
+    if settings.environment == "development" and settings.admin_password is not None:
+        password = settings.admin_password.get_secret_value()
+    login = json.dumps({"username": settings.admin_username, "password": password})
+    execute = json.dumps(
+        {
+            "prompt": "Write a Python function that reverses a list",
+            "persona": "developer",
+            "task_type": "code_generation",
+        }
+    )
+    extract = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])'"
+    return [
+        f"TOKEN=$(curl -s {base}/v1/auth/login -H 'content-type: application/json' -d '{login}' | {extract})",
+        f"curl -s {base}/v1/execute -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' "
+        f"-d '{execute}'",
+    ]
+
+
+def _serve(settings: Settings) -> int:
+    import uvicorn
+
+    from quantum_router.app import create_app
+
+    app = create_app(settings)
+    print(f"Quantum Router listening on http://{settings.host}:{settings.port} (docs at /docs)", flush=True)
+    print("Try it:", *(f"  {line}" for line in curl_examples(settings)), sep="\n", flush=True)
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), access_log=False
+    )
+    return 0
+
+
+def _user_create(settings: Settings, args: argparse.Namespace) -> int:
+    password = os.environ.get("QR_NEW_USER_PASSWORD") or getpass.getpass("password: ")
+    roles = [r for r in args.roles.split(",") if r]
+    try:
+        user_id = _with_db(settings, lambda db: create_user(db, args.username, password, roles))
+    except UserExists:
+        print(f"user {args.username!r} already exists", file=sys.stderr)
+        return 1
+    print(f"created user {args.username} ({user_id})")
+    return 0
+
+
+def _apikey_create(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        key = _with_db(settings, lambda db: create_api_key(db, args.username, args.name))
+    except UnknownUser:
+        print(f"no user {args.username!r}", file=sys.stderr)
+        return 1
+    print(key)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="quantum-router", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the HTTP service (QR_HOST, QR_PORT)")
+    sub.add_parser("migrate", help="apply database migrations")
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
+    create = user.add_parser("create", help="create a user (password from QR_NEW_USER_PASSWORD or a prompt)")
+    create.add_argument("username")
+    create.add_argument("--roles", default="user", help="comma-separated roles (default: user)")
+    apikey = sub.add_parser("apikey", help="manage API keys").add_subparsers(dest="action", required=True)
+    key = apikey.add_parser("create", help="create an API key for a user and print it once")
+    key.add_argument("username")
+    key.add_argument("--name", default="default")
+    sub.add_parser("train", help="train a routing policy (see quantum-router train --help)", add_help=False)
+    sub.add_parser("eval", help="evaluate a policy or the baselines", add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("train", "eval"):
+        from quantum_router.learning import cli as learning_cli
+
+        run = learning_cli.train_main if argv[0] == "train" else learning_cli.eval_main
+        return run(argv[1:])
+    args = _parser().parse_args(argv)
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+        return _serve(settings)
+    if args.command == "migrate":
+        _with_db(settings, lambda db: asyncio.sleep(0))
+        print("database is at the latest schema")
+        return 0
+    if args.command == "user":
+        return _user_create(settings, args)
+    return _apikey_create(settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

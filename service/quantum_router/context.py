@@ -1,0 +1,127 @@
+"""Everything a running service holds, built once in the application's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from quantum_router.auth.tokens import Principal
+from quantum_router.cache.base import Cache
+from quantum_router.cache.factory import build_cache
+from quantum_router.catalog import Catalog, load_catalog
+from quantum_router.db import store
+from quantum_router.db.engine import Database
+from quantum_router.db.migrate import upgrade
+from quantum_router.execution import ExecutionService
+from quantum_router.executors.base import Executor
+from quantum_router.executors.factory import build_executor
+from quantum_router.jobs import ErrorMapper, JobRunner
+from quantum_router.metrics import Metrics
+from quantum_router.policy import load_policy
+from quantum_router.policy_store import PolicyStore
+from quantum_router.providers.registry import ProviderRegistry
+from quantum_router.ratelimit import MemoryRateLimiter, RateLimiter
+from quantum_router.settings import Settings
+from quantum_router.users import ensure_admin
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """The service's collaborators; routes reach them through ``api.deps``."""
+
+    settings: Settings
+    catalog: Catalog
+    db: Database
+    cache: Cache
+    policies: PolicyStore
+    providers: ProviderRegistry
+    executor: Executor
+    metrics: Metrics
+    execution: ExecutionService
+    jobs: JobRunner
+    limiter: RateLimiter
+    jwt_secret: str
+    capabilities: dict[str, Any]
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+    # Validated API keys by digest, so a key costs a database round trip only once per cache period.
+    api_key_cache: dict[str, tuple[float, Principal]] = field(default_factory=dict)
+
+
+def capabilities_of(settings: Settings, catalog: Catalog) -> dict[str, Any]:
+    """The static part of /v1/capabilities, computed once."""
+    return {
+        "models": [
+            {
+                "name": m.name,
+                "provider": m.provider,
+                "cost_per_1k_tokens": m.cost_per_1k_tokens,
+                "task_types": m.suits,
+            }
+            for m in catalog.models
+        ],
+        "personas": catalog.personas,
+        "task_types": catalog.task_types,
+        "variations": {
+            "min": 1,
+            "max": settings.max_variations,
+            "complex_default": settings.complex_variations,
+            "complex_task_types": settings.complex_task_types,
+        },
+        "max_prompt_bytes": settings.max_prompt_bytes,
+    }
+
+
+async def start_services(settings: Settings, metrics: Metrics, describe_error: ErrorMapper) -> Services:
+    """Open connections, migrate, create the admin, load the newest policy and start the policy poller."""
+    catalog = load_catalog(settings.catalog_file)
+    db = Database(settings)
+    await upgrade(db.primary)
+    async with db.write_session() as session, session.begin():
+        await store.fail_unfinished_jobs(session)
+    admin_password = settings.admin_password.get_secret_value() if settings.admin_password else None
+    if admin_password is not None and await ensure_admin(db, settings.admin_username, admin_password):
+        log.info("created admin user %r", settings.admin_username)
+    jwt_secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else secrets.token_urlsafe(48)
+    if settings.jwt_secret is None:
+        log.warning("QR_JWT_SECRET is not set: tokens are signed with a random key and die with this process")
+    policies = PolicyStore(load_policy(settings.policy_file))
+    await policies.refresh(db)
+    metrics.policy_info.labels(policies.current.version).set(1)
+    cache = build_cache(settings)
+    providers = ProviderRegistry(catalog, settings)
+    executor = build_executor(settings, providers)
+    execution = ExecutionService(settings, catalog, policies, executor, cache, db, metrics)
+    services = Services(
+        settings=settings,
+        catalog=catalog,
+        db=db,
+        cache=cache,
+        policies=policies,
+        providers=providers,
+        executor=executor,
+        metrics=metrics,
+        execution=execution,
+        jobs=JobRunner(db, execution.execute, describe_error),
+        limiter=MemoryRateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+        jwt_secret=jwt_secret,
+        capabilities=capabilities_of(settings, catalog),
+    )
+    services.background.append(asyncio.create_task(policies.poll(db, settings.policy_poll_seconds)))
+    return services
+
+
+async def stop_services(services: Services) -> None:
+    """Stop background work and close every connection."""
+    for task in services.background:
+        task.cancel()
+    await asyncio.gather(*services.background, return_exceptions=True)
+    await services.jobs.close()
+    await services.executor.close()
+    await services.providers.close()
+    await services.cache.close()
+    await services.db.dispose()

@@ -1,0 +1,124 @@
+"""Engines and sessions: writes go to the primary; lag-tolerant reads round-robin over healthy replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from quantum_router.settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Errors that mean "the server is unreachable or overloaded", as opposed to a bug in a query.
+UNAVAILABLE_ERRORS = (OperationalError, PoolTimeout, DBAPIError, OSError, asyncio.TimeoutError)
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot serve the request now; the client may retry later."""
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers proceed during a write; NORMAL sync is durable across process crashes in WAL mode.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def create_engine(url: str, settings: Settings) -> AsyncEngine:
+    """An async engine with bounded pools and pre-ping; SQLite files get WAL and their folder."""
+    parsed = make_url(url)
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    else:
+        timeout = settings.db_statement_timeout_seconds
+        kwargs.update(
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout_seconds,
+            connect_args={
+                "timeout": timeout,
+                "command_timeout": timeout,
+                "server_settings": {"statement_timeout": str(int(timeout * 1000))},
+            },
+        )
+    engine = create_async_engine(url, **kwargs)
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+class Database:
+    """The primary engine plus zero or more read replicas."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.primary = create_engine(settings.database_url, settings)
+        self.replicas = [create_engine(url, settings) for url in settings.database_replica_urls]
+        self.write_session = async_sessionmaker(self.primary, expire_on_commit=False)
+        self._replica_sessions = [async_sessionmaker(e, expire_on_commit=False) for e in self.replicas]
+        self._down_until = [0.0] * len(self.replicas)
+        self._retry = settings.db_replica_retry_seconds
+        self._next = itertools.count()
+
+    async def write(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run ``work`` in a transaction on the primary and commit it."""
+        try:
+            async with self.write_session() as session, session.begin():
+                return await work(session)
+        except UNAVAILABLE_ERRORS as exc:
+            raise DatabaseUnavailable(f"primary database unavailable: {type(exc).__name__}") from exc
+
+    async def read_primary(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Read on the primary (read-your-own-writes)."""
+        try:
+            async with self.write_session() as session:
+                return await work(session)
+        except UNAVAILABLE_ERRORS as exc:
+            raise DatabaseUnavailable(f"primary database unavailable: {type(exc).__name__}") from exc
+
+    async def read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Read on a healthy replica (round-robin), falling back to the primary when none answers."""
+        now = time.monotonic()
+        n = len(self.replicas)
+        start = next(self._next)
+        for offset in range(n):
+            i = (start + offset) % n
+            if self._down_until[i] > now:
+                continue
+            try:
+                async with self._replica_sessions[i]() as session:
+                    return await work(session)
+            except UNAVAILABLE_ERRORS as exc:
+                log.warning("replica %d unavailable (%s); trying the next", i, type(exc).__name__)
+                self._down_until[i] = now + self._retry
+        return await self.read_primary(work)
+
+    async def ping(self) -> bool:
+        """True when the primary answers ``SELECT 1``."""
+        try:
+            async with self.primary.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            return True
+        except UNAVAILABLE_ERRORS:
+            return False
+
+    async def dispose(self) -> None:
+        """Close every pool."""
+        for engine in [self.primary, *self.replicas]:
+            await engine.dispose()

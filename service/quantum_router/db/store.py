@@ -1,0 +1,139 @@
+"""The queries the service runs, one small function each; routes never touch SQLAlchemy directly."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from quantum_router.db.models import ApiKey, Experience, Job, PolicyArtifact, User, utcnow
+
+
+async def user_by_name(session: AsyncSession, username: str) -> User | None:
+    """The user called ``username``."""
+    return (await session.execute(select(User).where(User.username == username))).scalar_one_or_none()
+
+
+async def user_by_id(session: AsyncSession, user_id: str) -> User | None:
+    """The user with primary key ``user_id``."""
+    return await session.get(User, user_id)
+
+
+async def add_user(session: AsyncSession, username: str, password_hash: str, roles: list[str]) -> User:
+    """Insert a user."""
+    user = User(username=username, password_hash=password_hash, roles=roles)
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def api_key_by_prefix(session: AsyncSession, prefix: str) -> tuple[ApiKey, User] | None:
+    """An active API key with its owner."""
+    row = (
+        await session.execute(
+            select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.prefix == prefix)
+        )
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+async def add_api_key(session: AsyncSession, user_id: str, name: str, prefix: str, key_hash: str) -> ApiKey:
+    """Insert an API key record."""
+    key = ApiKey(user_id=user_id, name=name, prefix=prefix, key_hash=key_hash)
+    session.add(key)
+    await session.flush()
+    return key
+
+
+async def add_experience(session: AsyncSession, **fields: Any) -> Experience:
+    """Insert an experience."""
+    experience = Experience(**fields)
+    session.add(experience)
+    await session.flush()
+    return experience
+
+
+async def experience_by_id(session: AsyncSession, experience_id: str) -> Experience | None:
+    """One experience."""
+    return await session.get(Experience, experience_id)
+
+
+async def set_feedback(
+    session: AsyncSession, experience_id: str, rating: float, comment: str | None, reward: float
+) -> None:
+    """Record a user's rating and the reward recomputed from it."""
+    await session.execute(
+        update(Experience)
+        .where(Experience.id == experience_id)
+        .values(feedback_rating=rating, feedback_comment=comment, feedback_at=utcnow(), reward=reward)
+    )
+
+
+async def experiences_since(
+    session: AsyncSession, since: datetime | None, limit: int, cache_hits: bool = False
+) -> Sequence[Experience]:
+    """Experiences for training, oldest first (cache hits carry no new information and are left out)."""
+    query = select(Experience).order_by(Experience.created_at).limit(limit)
+    if since is not None:
+        query = query.where(Experience.created_at >= since)
+    if not cache_hits:
+        query = query.where(Experience.cache_hit.is_(False))
+    return (await session.execute(query)).scalars().all()
+
+
+async def add_job(session: AsyncSession, user_id: str, request: dict[str, Any]) -> Job:
+    """Insert a pending job."""
+    job = Job(user_id=user_id, status="pending", request=request)
+    session.add(job)
+    await session.flush()
+    return job
+
+
+async def job_by_id(session: AsyncSession, job_id: str) -> Job | None:
+    """One job."""
+    return await session.get(Job, job_id)
+
+
+async def finish_job(
+    session: AsyncSession, job_id: str, result: dict[str, Any] | None, error: dict[str, Any] | None
+) -> None:
+    """Store a job's result or error."""
+    status = "succeeded" if error is None else "failed"
+    await session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(status=status, result=result, error=error, updated_at=utcnow())
+    )
+
+
+async def fail_unfinished_jobs(session: AsyncSession) -> int:
+    """Mark jobs left pending by a previous process as failed; their tasks died with it."""
+    result = await session.execute(
+        update(Job)
+        .where(Job.status == "pending")
+        .values(
+            status="failed", error={"status": 503, "detail": "interrupted by a restart"}, updated_at=utcnow()
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def latest_policy(session: AsyncSession) -> PolicyArtifact | None:
+    """The most recently published policy."""
+    query = select(PolicyArtifact).order_by(PolicyArtifact.id.desc()).limit(1)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def latest_policy_version(session: AsyncSession) -> str | None:
+    """Only the version of the newest policy (cheap to poll)."""
+    query = select(PolicyArtifact.version).order_by(PolicyArtifact.id.desc()).limit(1)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def add_policy(session: AsyncSession, version: str, data: bytes) -> None:
+    """Publish a policy artifact."""
+    session.add(PolicyArtifact(version=version, data=data))
+    await session.flush()

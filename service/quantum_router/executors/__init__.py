@@ -1,0 +1,1 @@
+"""Variation executors: asyncio in-process (default) and Ray (when a Ray address is configured)."""

@@ -1,0 +1,58 @@
+"""Prometheus metrics, on a registry per application so several apps (tests) do not collide."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    """Every metric the service exports."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.request_duration = Histogram(
+            "qr_http_request_duration_seconds",
+            "HTTP request duration by route template, method and status.",
+            ["route", "method", "status"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.cache_requests = Counter(
+            "qr_cache_requests_total", "Cache lookups by result.", ["result"], registry=r
+        )
+        self.cache_errors = Counter(
+            "qr_cache_errors_total", "Cache backend errors (served as misses).", registry=r
+        )
+        self.model_selections = Counter(
+            "qr_model_selections_total",
+            "Routing decisions by model and whether they explored.",
+            ["model", "explored"],
+            registry=r,
+        )
+        self.variations = Counter(
+            "qr_variations_total", "Variations run by model and outcome.", ["model", "outcome"], registry=r
+        )
+        self.provider_errors = Counter(
+            "qr_provider_errors_total", "Failed provider calls by model.", ["model"], registry=r
+        )
+        self.cost = Counter("qr_cost_usd_total", "Upstream cost in USD by model.", ["model"], registry=r)
+        self.decision_seconds = Histogram(
+            "qr_routing_decision_seconds",
+            "Feature extraction plus policy scoring.",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05),
+            registry=r,
+        )
+        self.policy_info = Gauge(
+            "qr_policy_loaded", "1 for the policy version being served.", ["version"], registry=r
+        )
+        self.cache_hit_ratio = Gauge("qr_cache_hit_ratio", "Hits over lookups since start.", registry=r)
+
+    def record_cache(self, hit: bool) -> None:
+        """Count a lookup and refresh the hit ratio."""
+        self.cache_requests.labels("hit" if hit else "miss").inc()
+        hits = self.cache_requests.labels("hit")._value.get()
+        misses = self.cache_requests.labels("miss")._value.get()
+        self.cache_hit_ratio.set(hits / (hits + misses))

@@ -1,0 +1,104 @@
+"""Turn the logged experience of the live router into a full-information training problem.
+
+The log only shows the reward of the model that was called. A reward model (ridge regression per model on
+the features, each row weighted by 1 / propensity so the logging policy's preferences do not bias the fit)
+predicts the quality of the models that were not called: the direct method of off-policy learning. The
+observed outcome is kept for the model actually called. A user's feedback rating, when present, replaces the
+automatic quality score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from quantum_router.features import FeatureSpec
+from quantum_router.learning.problem import Problem
+
+MIN_PROPENSITY = 0.01  # caps importance weights at 100 so one unlikely row cannot dominate the fit
+
+
+@dataclass(frozen=True)
+class LoggedExperience:
+    """One routed request as the database logs it."""
+
+    features: Sequence[float] | npt.NDArray[np.float32]
+    action: str  # the model called
+    propensity: float  # probability the router had of calling it
+    quality: float | None = None  # automatic quality score in [0, 1]
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    rating: float | None = None  # user feedback mapped to [0, 1]; replaces quality when present
+
+    @classmethod
+    def from_mapping(cls, row: Mapping[str, Any]) -> LoggedExperience:
+        """Build from a dict (e.g. a database row); unknown keys are ignored."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in row.items() if k in names})
+
+    def target(self, latency_weight: float) -> float | None:
+        """The quality the reward model learns: rating or quality, minus a latency penalty per second."""
+        value = self.rating if self.rating is not None else self.quality
+        if value is None:
+            return None
+        return float(value) - latency_weight * self.latency_ms / 1000.0
+
+
+def fit_ridge(
+    x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], w: npt.NDArray[np.float64], alpha: float
+) -> npt.NDArray[np.float64]:
+    """Weighted ridge regression with an unpenalised intercept (last coefficient)."""
+    xb = np.hstack([x, np.ones((len(x), 1))])
+    penalty = alpha * np.eye(xb.shape[1])
+    penalty[-1, -1] = 0.0
+    gram = xb.T @ (xb * w[:, None]) + penalty
+    coef = np.asarray(np.linalg.solve(gram + 1e-9 * np.eye(xb.shape[1]), xb.T @ (w * y)), dtype=np.float64)
+    return coef
+
+
+def problem_from_log(
+    experiences: Sequence[LoggedExperience | Mapping[str, Any]],
+    feature_spec: FeatureSpec,
+    models: list[str],
+    model_costs_per_1k: list[float],
+    ridge: float = 1.0,
+    latency_weight: float = 0.0,
+) -> Problem:
+    """The problem from logged rows (rows without quality or rating, or of unknown models, are dropped)."""
+    rows = [e if isinstance(e, LoggedExperience) else LoggedExperience.from_mapping(e) for e in experiences]
+    kept = [r for r in rows if r.action in models and r.target(latency_weight) is not None]
+    if not kept:
+        raise ValueError("no usable experiences (need a known model and a quality or rating)")
+    x = np.asarray([np.asarray(r.features, dtype=np.float64) for r in kept])
+    if x.shape[1] != feature_spec.dim:
+        raise ValueError(f"logged features have {x.shape[1]} values, the feature spec {feature_spec.dim}")
+    y = np.asarray([r.target(latency_weight) for r in kept], dtype=np.float64)
+    action = np.asarray([models.index(r.action) for r in kept])
+    weight = 1.0 / np.maximum([r.propensity for r in kept], MIN_PROPENSITY)
+    low, high = float(y.min()), float(y.max())
+    quality = np.empty((len(kept), len(models)), dtype=np.float64)
+    fitted: dict[str, int] = {}
+    for j, name in enumerate(models):
+        mine = action == j
+        fitted[name] = int(mine.sum())
+        if mine.any():
+            coef = fit_ridge(x[mine], y[mine], weight[mine], ridge)
+            pred = np.hstack([x, np.ones((len(x), 1))]) @ coef
+        else:
+            # A model never called: nothing to learn from, so assume the average outcome.
+            pred = np.full(len(x), float(np.average(y, weights=weight)))
+        # Keep the model's guesses inside the range of outcomes actually seen.
+        quality[:, j] = np.clip(pred, low, high)
+    quality[np.arange(len(kept)), action] = y  # observed outcome where we have one
+    return Problem(
+        models=list(models),
+        feature_spec=feature_spec,
+        features=x.astype(np.float32),
+        quality=quality.astype(np.float32),
+        costs_per_1k=list(model_costs_per_1k),
+        info={"source": "experience log", "experiences": len(kept), "per_model": fitted, "ridge": ridge},
+    )

@@ -1,0 +1,68 @@
+"""The training problem every learner and evaluator works on: a full-information contextual bandit.
+
+Row ``i`` is one context (a request) with its feature vector and, for every model, the quality that model
+gets on it. Rewards are ``quality - cost_weight * normalised cost``, where costs are normalised by the most
+expensive model so the weight is in quality units whatever the price scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from quantum_router.features import FeatureSpec
+
+FloatMatrix = npt.NDArray[np.float32]
+
+
+@dataclass
+class Problem:
+    """Features, per-model quality and per-model cost of a set of contexts."""
+
+    models: list[str]
+    feature_spec: FeatureSpec
+    features: FloatMatrix  # (n, spec.dim)
+    quality: FloatMatrix  # (n, len(models))
+    costs_per_1k: list[float]  # USD per 1k tokens, catalog units, one per model
+    task_types: list[str] = field(default_factory=list)  # one per row (may be empty for logs)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = self.features.shape[0]
+        if self.features.ndim != 2 or self.features.shape[1] != self.feature_spec.dim:
+            raise ValueError(f"features must be (n, {self.feature_spec.dim}), got {self.features.shape}")
+        if self.quality.shape != (n, len(self.models)):
+            raise ValueError(f"quality must be ({n}, {len(self.models)}), got {self.quality.shape}")
+        if len(self.costs_per_1k) != len(self.models):
+            raise ValueError("costs_per_1k needs one entry per model")
+        if self.task_types and len(self.task_types) != n:
+            raise ValueError("task_types needs one entry per row")
+
+    def __len__(self) -> int:
+        return int(self.features.shape[0])
+
+    @property
+    def normalised_costs(self) -> FloatMatrix:
+        """Costs divided by the largest one (all zeros when every model is free)."""
+        costs = np.asarray(self.costs_per_1k, dtype=np.float32)
+        top = float(costs.max()) if costs.size else 0.0
+        return costs / top if top > 0 else np.zeros_like(costs)
+
+    def rewards(self, cost_weight: float) -> FloatMatrix:
+        """The (n, models) reward matrix for a cost weight in quality units per max cost."""
+        return (self.quality - np.float32(cost_weight) * self.normalised_costs[None, :]).astype(np.float32)
+
+    def subset(self, rows: npt.NDArray[np.int64]) -> Problem:
+        """The problem restricted to ``rows`` (in that order)."""
+        return Problem(
+            models=list(self.models),
+            feature_spec=self.feature_spec,
+            features=self.features[rows],
+            quality=self.quality[rows],
+            costs_per_1k=list(self.costs_per_1k),
+            task_types=[self.task_types[i] for i in rows] if self.task_types else [],
+            info=dict(self.info),
+        )

@@ -1,0 +1,223 @@
+"""Train the routing Q-network with Ray RLlib DQN (new API stack, torch) and export it as a ``Policy``.
+
+Settings are chosen for a contextual bandit on a small CPU machine (see ../shared/notes/rllib.md):
+episodes are one step, so the DQN target is the reward itself and the target network, double Q and n-step
+returns only cost time; long rollout fragments and several vectorised env copies amortise RLlib's
+per-episode overhead; a plain episode buffer is cheaper than the prioritised default.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from quantum_router.features import FeatureSpec
+from quantum_router.learning.env import RoutingBanditEnv, env_config_for
+from quantum_router.learning.experience import LoggedExperience, problem_from_log
+from quantum_router.learning.export import policy_from_state_dict
+from quantum_router.learning.problem import Problem
+from quantum_router.policy import Policy
+
+
+@dataclass
+class TrainConfig:
+    """Knobs of one training run; defaults are tuned for 2 CPU cores."""
+
+    steps: int = 40_000  # env steps (= experiences) sampled
+    cost_weight: float = 0.1  # reward penalty, quality units per normalised cost (1.0 = most expensive)
+    hidden: list[int] = field(default_factory=lambda: [64])
+    activation: str = "relu"
+    lr: float = 1e-3
+    batch_size: int = 256
+    rollout_fragment_length: int = 32
+    num_envs_per_env_runner: int = 8
+    training_intensity: float = 2.0  # replayed / sampled experiences
+    buffer_capacity: int = 100_000
+    epsilon_start: float = 1.0
+    # Exploration stays high: the goal is an accurate Q for every model (the knob re-ranks them later),
+    # not the online reward while training.
+    epsilon_end: float = 0.5
+    num_env_runners: int = 0  # 0 samples in the driver's local runner, cheapest on 2 cores
+    num_learners: int = 0  # 0 updates in the driver; >0 starts learner actors
+    address: str | None = None  # None starts a local Ray; else e.g. "auto" or "ray://head:10001"
+    num_cpus: int = 2  # only for a local Ray
+    seed: int = 0
+    version: str | None = None
+
+
+@dataclass
+class TrainResult:
+    """The exported policy plus what the run cost."""
+
+    policy: Policy
+    seconds_total: float
+    seconds_training: float
+    env_steps: int
+    learner_updates: int
+    learner_update_ms: float  # mean time of one learner update (one batch)
+    timers: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ms_per_experience(self) -> float:
+        """Learner update time per experience in a batch."""
+        batch = int(self.policy.info.get("train_config", {}).get("batch_size", 1))
+        return self.learner_update_ms / max(batch, 1)
+
+    @property
+    def experiences_per_second(self) -> float:
+        """Env steps sampled (with the updates they pay for) per wall-clock second of ``train()``."""
+        return self.env_steps / self.seconds_training if self.seconds_training > 0 else 0.0
+
+
+def build_config(problem: Problem, config: TrainConfig) -> Any:
+    """The RLlib ``DQNConfig`` for ``problem``."""
+    from ray.rllib.algorithms.dqn import DQNConfig
+    from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+
+    env_config = env_config_for(problem, config.cost_weight)
+    env_config["seed"] = config.seed
+    return (
+        DQNConfig()  # type: ignore[no-untyped-call]
+        .framework("torch")
+        .environment(RoutingBanditEnv, env_config=env_config)
+        .env_runners(
+            num_env_runners=config.num_env_runners,
+            num_envs_per_env_runner=config.num_envs_per_env_runner,
+            rollout_fragment_length=config.rollout_fragment_length,
+            # Vector envs would otherwise wrap each copy in a subprocess; in-process is faster here.
+            gym_env_vectorize_mode="sync",
+        )
+        .learners(num_learners=config.num_learners)
+        .training(
+            lr=config.lr,
+            train_batch_size_per_learner=config.batch_size,
+            training_intensity=config.training_intensity,
+            num_steps_sampled_before_learning_starts=config.batch_size,
+            replay_buffer_config={"type": "EpisodeReplayBuffer", "capacity": config.buffer_capacity},
+            epsilon=[(0, config.epsilon_start), (max(1, config.steps // 2), config.epsilon_end)],
+            # One-step episodes: the target is the reward, so these only cost time.
+            double_q=False,
+            n_step=1,
+            target_network_update_freq=10**12,
+            dueling=True,
+            td_error_loss_fn="mse",
+        )
+        .rl_module(
+            model_config=DefaultModelConfig(
+                fcnet_hiddens=list(config.hidden),
+                fcnet_activation=config.activation,
+                head_fcnet_hiddens=[],
+                head_fcnet_activation=config.activation,
+            )
+        )
+        .reporting(
+            min_sample_timesteps_per_iteration=max(1000, config.steps // 20),
+            metrics_num_episodes_for_smoothing=100,
+        )
+        .debugging(seed=config.seed, log_level="ERROR")
+    )
+
+
+def _ray_init(config: TrainConfig) -> bool:
+    """Start or join Ray; True when this call started it (and so must shut it down)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if config.address:
+        ray.init(address=config.address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=config.num_cpus, include_dashboard=False, log_to_driver=False)
+    return True
+
+
+def _timer_means(result: dict[str, Any]) -> dict[str, float]:
+    timers = result.get("timers", {})
+    return {str(k): float(v) for k, v in timers.items() if isinstance(v, int | float)}
+
+
+def train_policy(
+    problem: Problem, config: TrainConfig | None = None, info: dict[str, Any] | None = None
+) -> TrainResult:
+    """Train DQN on ``problem`` until ``config.steps`` experiences are sampled and export the policy."""
+    import ray
+
+    config = config or TrainConfig()
+    started = time.perf_counter()
+    owns_ray = _ray_init(config)
+    try:
+        algo = build_config(problem, config).build_algo()
+        try:
+            train_started = time.perf_counter()
+            env_steps = 0
+            updates = 0
+            timers: dict[str, float] = {}
+            update_ms: list[float] = []
+            while env_steps < config.steps:
+                result = algo.train()
+                env_steps = int(result["env_runners"]["num_env_steps_sampled_lifetime"])
+                learner = result.get("learners", {}).get("__all_modules__", {})
+                updates = int(learner.get("num_module_steps_trained_lifetime", 0)) // max(
+                    config.batch_size, 1
+                )
+                timers = _timer_means(result)
+                if "learner_update_timer" in timers:
+                    update_ms.append(timers["learner_update_timer"] * 1000.0)
+            seconds_training = time.perf_counter() - train_started
+            state = algo.get_module().state_dict()
+        finally:
+            algo.stop()
+    finally:
+        if owns_ray:
+            ray.shutdown()
+    seconds_total = time.perf_counter() - started
+    top_cost = max(problem.costs_per_1k) if problem.costs_per_1k else 0.0
+    version = config.version or "dqn-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    policy = policy_from_state_dict(
+        state,
+        version=version,
+        models=problem.models,
+        feature_spec=problem.feature_spec,
+        activation=config.activation,
+        # The reward charged cost_weight per *normalised* cost; in the catalog's USD-per-1k units that is
+        # cost_weight / top_cost, which keeps routing.adjusted_scores' knob arithmetic consistent.
+        cost_weight=config.cost_weight / top_cost if top_cost > 0 else 0.0,
+        model_costs=list(problem.costs_per_1k),
+        info={
+            **problem.info,
+            **(info or {}),
+            "trainer": "ray.rllib DQN (new API stack, torch)",
+            "env_steps": env_steps,
+            "learner_updates": updates,
+            "train_seconds": round(seconds_training, 3),
+            "total_seconds": round(seconds_total, 3),
+            "reward_cost_weight": config.cost_weight,
+            "train_config": {k: v for k, v in asdict(config).items() if k != "address"},
+        },
+    )
+    return TrainResult(
+        policy=policy,
+        seconds_total=seconds_total,
+        seconds_training=seconds_training,
+        env_steps=env_steps,
+        learner_updates=updates,
+        learner_update_ms=float(np.mean(update_ms)) if update_ms else 0.0,
+        timers=timers,
+    )
+
+
+def train_from_log(
+    experiences: list[LoggedExperience],
+    feature_spec: FeatureSpec,
+    models: list[str],
+    model_costs_per_1k: list[float],
+    config: TrainConfig | None = None,
+    ridge: float = 1.0,
+) -> TrainResult:
+    """Train from the experience log: a reward model fills in the models not taken (direct method)."""
+    problem = problem_from_log(experiences, feature_spec, models, model_costs_per_1k, ridge=ridge)
+    return train_policy(problem, config, info={"source": "experience log", "experiences": len(experiences)})

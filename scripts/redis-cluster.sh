@@ -43,14 +43,16 @@ ensure_redis() {
     command -v redis-server >/dev/null || die "redis-server still missing after apt-get install"
 }
 
-# A port is free when we can bind it on 127.0.0.1 ourselves; probing by connecting would miss
-# sockets that are bound but not listening.
+# A port is free when we can bind it on 127.0.0.1 ourselves (probing by connecting would miss
+# bound-but-not-listening sockets). SO_REUSEADDR like the servers use, so the TIME_WAIT leftovers of
+# a node we just stopped do not make its own port look taken.
 port_free() {
     local port=$1
     if command -v python3 >/dev/null; then
         python3 - "$port" <<'EOF' 2>/dev/null
 import socket, sys
 s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
     s.bind(("127.0.0.1", int(sys.argv[1])))
 except OSError:

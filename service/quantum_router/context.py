@@ -15,12 +15,13 @@ from quantum_router.catalog import Catalog, load_catalog
 from quantum_router.db import store
 from quantum_router.db.engine import Database
 from quantum_router.db.migrate import upgrade
+from quantum_router.default_policy import prior_policy
 from quantum_router.execution import ExecutionService
 from quantum_router.executors.base import Executor
 from quantum_router.executors.factory import build_executor
 from quantum_router.jobs import ErrorMapper, JobRunner
 from quantum_router.metrics import Metrics
-from quantum_router.policy import load_policy
+from quantum_router.policy import Policy, load_policy
 from quantum_router.policy_store import PolicyStore
 from quantum_router.providers.registry import ProviderRegistry
 from quantum_router.ratelimit import MemoryRateLimiter, RateLimiter
@@ -76,6 +77,15 @@ def capabilities_of(settings: Settings, catalog: Catalog) -> dict[str, Any]:
     }
 
 
+def initial_policy(settings: Settings, catalog: Catalog) -> Policy:
+    """The policy file, or the catalog's prior when the file knows none of the catalog's models."""
+    policy = load_policy(settings.policy_file)
+    if set(policy.models) & set(catalog.model_names):
+        return policy
+    log.warning("policy %s routes none of the catalog's models; using the catalog prior", policy.version)
+    return prior_policy(catalog)
+
+
 async def start_services(settings: Settings, metrics: Metrics, describe_error: ErrorMapper) -> Services:
     """Open connections, migrate, create the admin, load the newest policy and start the policy poller."""
     catalog = load_catalog(settings.catalog_file)
@@ -89,7 +99,7 @@ async def start_services(settings: Settings, metrics: Metrics, describe_error: E
     jwt_secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else secrets.token_urlsafe(48)
     if settings.jwt_secret is None:
         log.warning("QR_JWT_SECRET is not set: tokens are signed with a random key and die with this process")
-    policies = PolicyStore(load_policy(settings.policy_file))
+    policies = PolicyStore(initial_policy(settings, catalog))
     await policies.refresh(db)
     metrics.policy_info.labels(policies.current.version).set(1)
     cache = build_cache(settings)

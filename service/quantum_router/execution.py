@@ -201,16 +201,14 @@ class ExecutionService:
             "features": features,
             "decision": decision,
             "quality": quality,
-            "reward": self.reward(quality, winner.model, latency_ms),
+            "penalties": self.penalties(winner.model, latency_ms),
         }
 
-    def reward(self, quality: float, model: str, latency_ms: float) -> float:
-        """quality - cost weight x model cost per 1k tokens - latency weight x seconds (the prior's units)."""
+    def penalties(self, model: str, latency_ms: float) -> tuple[float, float]:
+        """(cost weight x model cost per 1k tokens, latency weight x seconds): the prior's reward units."""
         policy = self._policies.current
         weight = self._settings.cost_weight if self._settings.cost_weight is not None else policy.cost_weight
-        return (
-            quality - weight * self._costs.get(model, 0.0) - self._settings.latency_weight * latency_ms / 1000
-        )
+        return weight * self._costs.get(model, 0.0), self._settings.latency_weight * latency_ms / 1000
 
     async def _record(self, user_id: str, request: ExecuteRequest, answer: dict[str, Any]) -> str:
         decision: Decision = answer["decision"]
@@ -228,7 +226,9 @@ class ExecutionService:
             "quality": answer["quality"],
             "cost_usd": public["cost_usd"],
             "latency_ms": public["latency_ms"],
-            "reward": answer["reward"],
+            "cost_penalty": answer["penalties"][0],
+            "latency_penalty": answer["penalties"][1],
+            "reward": answer["quality"] - sum(answer["penalties"]),
             "cache_hit": False,
             "policy_version": public["policy_version"],
         }

@@ -32,8 +32,7 @@ async def record_feedback(
             raise NotFound(experience_id)
         if experience.user_id != user_id:
             raise Forbidden(experience_id)
-        penalty = experience.quality - experience.reward
-        reward = rating_quality(rating) - penalty
+        reward = rating_quality(rating) - experience.cost_penalty - experience.latency_penalty
         await store.set_feedback(session, experience_id, float(rating), comment, reward)
         return reward
 

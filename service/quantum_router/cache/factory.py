@@ -16,6 +16,6 @@ def build_cache(settings: Settings) -> Cache:
             settings.redis_url,
             cluster=settings.redis_cluster,
             prefix=settings.cache_key_prefix,
-            timeout_seconds=settings.redis_timeout_seconds,
+            socket_timeout=settings.redis_timeout_seconds,
         )
     return MemoryCache(settings.cache_max_entries)

@@ -70,6 +70,9 @@ class Experience(Base):
     quality: Mapped[float] = mapped_column(Float)
     cost_usd: Mapped[float] = mapped_column(Float)
     latency_ms: Mapped[float] = mapped_column(Float)
+    # Reward parts: reward = (feedback quality if rated, else quality) - cost_penalty - latency_penalty.
+    cost_penalty: Mapped[float] = mapped_column(Float, default=0.0)
+    latency_penalty: Mapped[float] = mapped_column(Float, default=0.0)
     reward: Mapped[float] = mapped_column(Float)
     cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
     policy_version: Mapped[str] = mapped_column(String(64), index=True)

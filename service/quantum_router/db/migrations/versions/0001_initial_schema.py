@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 14:27:02.884384
+Create Date: 2026-11-26 14:32:26.588851
 """
 
 from collections.abc import Sequence
@@ -70,6 +70,8 @@ def upgrade() -> None:
         sa.Column("quality", sa.Float(), nullable=False),
         sa.Column("cost_usd", sa.Float(), nullable=False),
         sa.Column("latency_ms", sa.Float(), nullable=False),
+        sa.Column("cost_penalty", sa.Float(), nullable=False),
+        sa.Column("latency_penalty", sa.Float(), nullable=False),
         sa.Column("reward", sa.Float(), nullable=False),
         sa.Column("cache_hit", sa.Boolean(), nullable=False),
         sa.Column("policy_version", sa.String(length=64), nullable=False),

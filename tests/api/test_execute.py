@@ -1,0 +1,110 @@
+from fastapi.testclient import TestClient
+
+from tests.conftest import ClientFactory, login
+
+SIMPLE = {
+    "prompt": "Write a function that reverses a list",
+    "persona": "developer",
+    "task_type": "code_generation",
+}
+COMPLEX = {
+    "prompt": "Review this module for race conditions",
+    "persona": "architect",
+    "task_type": "code_analysis",
+}
+
+
+def test_simple_task_runs_one_model_and_reports_cost_and_policy(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    response = client.post("/v1/execute", json=SIMPLE, headers=auth)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["cache"] == "miss"
+    assert len(body["variations"]) == 1
+    assert body["model"] == body["variations"][0]["model"]
+    assert body["answer"].startswith("[simulated]")
+    assert body["cost_usd"] > 0
+    assert body["latency_ms"] > 0
+    assert body["policy_version"] == "prior-1"
+    assert body["experience_id"]
+    assert float(response.headers["x-process-time"]) > 0
+    assert response.headers["x-request-id"]
+
+
+def test_complex_task_runs_three_variations_and_returns_the_best(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    body = client.post("/v1/execute", json=COMPLEX, headers=auth).json()
+    variations = body["variations"]
+    assert len(variations) == 3
+    best = max((v for v in variations if v["status"] == "ok"), key=lambda v: v["score"])
+    assert body["model"] == best["model"]
+    assert body["cost_usd"] == round(sum(v["cost_usd"] for v in variations), 8)
+
+
+def test_variation_count_and_forced_model_are_honoured(client: TestClient, auth: dict[str, str]) -> None:
+    body = {**SIMPLE, "options": {"variations": 5, "model": "cheap"}}
+    result = client.post("/v1/execute", json=body, headers=auth).json()
+    assert len(result["variations"]) == 5
+    assert {v["model"] for v in result["variations"]} == {"cheap"}
+    assert len({v["temperature"] for v in result["variations"]}) == 5
+
+
+def test_second_identical_request_is_a_cache_hit(client: TestClient, auth: dict[str, str]) -> None:
+    first = client.post("/v1/execute", json=SIMPLE, headers=auth).json()
+    again = {**SIMPLE, "prompt": SIMPLE["prompt"].upper() + "  "}
+    second = client.post("/v1/execute", json=again, headers=auth).json()
+    assert second["cache"] == "hit"
+    assert second["answer"] == first["answer"]
+    assert second["cost_usd"] == 0
+    assert second["experience_id"] != first["experience_id"]
+    bypass = client.post(
+        "/v1/execute", json={**SIMPLE, "options": {"bypass_cache": True}}, headers=auth
+    ).json()
+    assert bypass["cache"] == "miss"
+
+
+def test_failed_model_falls_back_to_the_next_best(client: TestClient, auth: dict[str, str]) -> None:
+    # Five variations over four models: the ones landing on "broken" must fall back to a working model.
+    body = {**COMPLEX, "options": {"variations": 4}}
+    result = client.post("/v1/execute", json=body, headers=auth).json()
+    assert all(v["model"] != "broken" or v["status"] != "ok" for v in result["variations"])
+    assert result["model"] in {"cheap", "strong"}
+
+
+def test_async_execution_returns_202_and_the_job_result(client: TestClient, auth: dict[str, str]) -> None:
+    response = client.post("/v1/execute", json={**SIMPLE, "options": {"async": True}}, headers=auth)
+    assert response.status_code == 202
+    job_url = response.json()["status_url"]
+    assert response.headers["location"] == job_url
+    for _ in range(200):
+        job = client.get(job_url, headers=auth).json()
+        if job["status"] != "pending":
+            break
+    assert job["status"] == "succeeded"
+    assert job["result"]["answer"].startswith("[simulated]")
+
+
+def test_jobs_are_private(client: TestClient, auth: dict[str, str]) -> None:
+    from quantum_router.users import create_user
+
+    job_url = client.post("/v1/execute", json={**SIMPLE, "options": {"async": True}}, headers=auth).json()[
+        "status_url"
+    ]
+    services = client.app.state.services  # type: ignore[attr-defined]
+    client.portal.call(create_user, services.db, "bob", "bob-password-1", ["user"])  # type: ignore[union-attr]
+    bob = login(client, "bob", "bob-password-1")
+    assert client.get(job_url, headers=bob).status_code == 403
+    assert client.get("/v1/jobs/does-not-exist", headers=bob).status_code == 404
+
+
+def test_all_providers_failing_is_503_and_timeouts_are_504(client_factory: ClientFactory) -> None:
+    client = client_factory(request_timeout_seconds=0.3)
+    auth = login(client)
+    failed = client.post("/v1/execute", json={**SIMPLE, "options": {"model": "broken"}}, headers=auth)
+    assert failed.status_code == 503
+    assert failed.json()["reason"] == "upstream_failed"
+    slow = client.post("/v1/execute", json={**SIMPLE, "options": {"model": "slow"}}, headers=auth)
+    assert slow.status_code == 504
+    assert slow.json()["reason"] == "upstream_timeout"

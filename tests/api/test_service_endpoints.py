@@ -1,0 +1,100 @@
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.conftest import ClientFactory, login
+
+
+def test_health_reports_each_dependency(client: TestClient) -> None:
+    body = client.get("/v1/health").json()
+    assert body == {
+        **body,
+        "status": "ok",
+        "database": "ok",
+        "cache": "ok",
+        "cache_backend": "memory",
+        "policy_loaded": True,
+        "policy_version": "prior-1",
+    }
+
+
+def test_health_is_503_and_writes_are_503_when_the_database_is_gone(
+    client: TestClient, auth: dict[str, str], tmp_path: Path
+) -> None:
+    services = client.app.state.services  # type: ignore[attr-defined]
+    # Point the primary at a file in a directory that does not exist: every connection attempt fails.
+    dead = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
+    services.db.primary = dead
+    services.db.write_session.configure(bind=dead)
+    response = client.get("/v1/health")
+    assert response.status_code == 503
+    assert response.json()["database"] == "down"
+    body = {"prompt": "hi", "persona": "developer", "task_type": "chat", "options": {"bypass_cache": True}}
+    write = client.post("/v1/execute", json=body, headers=auth)
+    assert write.status_code == 503
+    assert write.json()["reason"] == "database_unavailable"
+    assert write.headers["retry-after"]
+
+
+def test_capabilities_lists_models_personas_tasks_limits_and_policy(client: TestClient) -> None:
+    body = client.get("/v1/capabilities").json()
+    names = [m["name"] for m in body["models"]]
+    assert names == ["cheap", "strong", "broken", "slow"]
+    assert body["models"][0] == {
+        "name": "cheap",
+        "provider": "simulated",
+        "cost_per_1k_tokens": 0.0005,
+        "task_types": ["chat", "code_generation"],
+    }
+    assert body["personas"] == ["developer", "architect"]
+    assert "code_analysis" in body["task_types"]
+    assert body["variations"]["max"] == 5
+    assert body["max_prompt_bytes"] == 32 * 1024
+    assert body["policy_version"] == "prior-1"
+
+
+def test_metrics_expose_request_histogram_by_route_template_and_router_counters(client: TestClient) -> None:
+    auth = login(client)
+    client.post(
+        "/v1/execute", json={"prompt": "a", "persona": "developer", "task_type": "chat"}, headers=auth
+    )
+    client.post(
+        "/v1/execute", json={"prompt": "a", "persona": "developer", "task_type": "chat"}, headers=auth
+    )
+    client.get("/v1/jobs/some-id", headers=auth)
+    text = client.get("/metrics").text
+    assert (
+        'qr_http_request_duration_seconds_count{method="GET",route="/v1/jobs/{job_id}",status="404"} 1.0'
+        in text
+    )
+    assert "some-id" not in text
+    assert 'qr_cache_requests_total{result="hit"} 1.0' in text
+    assert 'qr_cache_requests_total{result="miss"} 1.0' in text
+    assert "qr_model_selections_total{" in text
+    assert "qr_cost_usd_total{" in text
+    assert "qr_variations_total{" in text
+
+
+def test_api_keys_work_as_bearer_and_x_api_key(client_factory: ClientFactory) -> None:
+    from quantum_router.users import create_api_key
+
+    client = client_factory()
+    services = client.app.state.services  # type: ignore[attr-defined]
+    key = client.portal.call(create_api_key, services.db, "admin", "ci")  # type: ignore[union-attr]
+    assert key.startswith("qr_")
+    body = {"prompt": "hi", "persona": "developer", "task_type": "chat"}
+    assert (
+        client.post("/v1/execute", json=body, headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    )
+    assert client.post("/v1/execute", json=body, headers={"X-API-Key": key}).status_code == 200
+    assert client.post("/v1/execute", json=body, headers={"X-API-Key": key[:-2] + "zz"}).status_code == 401
+
+
+def test_slow_requests_are_logged(client_factory: ClientFactory, caplog: object) -> None:
+    import logging
+
+    client = client_factory(slow_request_seconds=0.000001)
+    with caplog.at_level(logging.WARNING, logger="quantum_router.access"):  # type: ignore[attr-defined]
+        client.get("/v1/capabilities")
+    assert "slow request GET /v1/capabilities" in caplog.text  # type: ignore[attr-defined]

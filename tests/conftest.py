@@ -1,0 +1,72 @@
+"""Shared fixtures: settings on a fresh SQLite file and a client running the real ASGI app and lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from quantum_router.app import create_app
+from quantum_router.settings import Settings
+
+ADMIN_PASSWORD = "admin-password-for-tests"
+JWT_SECRET = "x" * 48
+TEST_CATALOG = Path(__file__).parent / "data" / "catalog.yaml"
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings for one test: its own SQLite file, fast simulated models, fixed seed."""
+    values: dict[str, Any] = {
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'router.db'}",
+        "admin_password": ADMIN_PASSWORD,
+        "jwt_secret": JWT_SECRET,
+        "catalog_file": TEST_CATALOG,
+        "simulation_time_scale": 0.01,
+        "random_seed": 7,
+        "epsilon": 0.0,
+        "policy_poll_seconds": 3600,
+        "request_timeout_seconds": 5.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+ClientFactory = Callable[..., TestClient]
+
+
+@pytest.fixture
+def client_factory(tmp_path: Path) -> Iterator[ClientFactory]:
+    """Build clients with settings overrides; every client's lifespan is closed at teardown."""
+    clients: list[TestClient] = []
+
+    def factory(**overrides: Any) -> TestClient:
+        client = TestClient(create_app(make_settings(tmp_path, **overrides)), raise_server_exceptions=False)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(client_factory: ClientFactory) -> TestClient:
+    """A client on default test settings."""
+    return client_factory()
+
+
+def login(client: TestClient, username: str = "admin", password: str = ADMIN_PASSWORD) -> dict[str, str]:
+    """Authorization headers for a user."""
+    response = client.post("/v1/auth/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+@pytest.fixture
+def auth(client: TestClient) -> dict[str, str]:
+    """Admin authorization headers for ``client``."""
+    return login(client)

@@ -1,0 +1,90 @@
+"""A small OpenAI-compatible Chat Completions server for tests and benchmarks, run on loopback.
+
+Behaviour is chosen per request by the upstream model name, e.g. ``fail-2-then-ok`` (two 503s then success),
+``status-429`` (always 429 with Retry-After), ``delay-0.5`` (answer after 0.5 s), ``bad-json``, or anything
+else for an immediate canned completion. The server counts calls per model so tests can check retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+
+def _completion(model: str, text: str) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-stub",
+        "object": "chat.completion",
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20},
+    }
+
+
+class StubServer:
+    """Runs the stub in a background thread on a free loopback port."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.bodies: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        app = Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])])
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        sock.close()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI-style base URL (ends in /v1)."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> StubServer:
+        """Start and wait until it accepts connections."""
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("stub server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        """Stop the server thread."""
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+    async def _chat(self, request: Request) -> Response:
+        body = await request.json()
+        self.bodies.append(body)
+        self.headers.append(dict(request.headers))
+        model = str(body.get("model", ""))
+        self.calls[model] += 1
+        n = self.calls[model]
+        if model.startswith("fail-"):
+            failures = int(model.split("-")[1])
+            if n <= failures:
+                return JSONResponse({"error": {"message": "overloaded"}}, status_code=503)
+        elif model.startswith("status-"):
+            status = int(model.split("-")[1])
+            return JSONResponse(
+                {"error": {"message": "no"}}, status_code=status, headers={"Retry-After": "0"}
+            )
+        elif model.startswith("delay-"):
+            await asyncio.sleep(float(model.split("-")[1]))
+        elif model == "bad-json":
+            return PlainTextResponse("this is not json")
+        return JSONResponse(_completion(model, f"stub answer from {model}"))

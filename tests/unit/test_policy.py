@@ -1,0 +1,88 @@
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from quantum_router.catalog import load_catalog
+from quantum_router.default_policy import prior_policy
+from quantum_router.features import FeatureSpec, extract
+from quantum_router.policy import Policy, PolicyFormatError, policy_from_bytes
+from quantum_router.routing import decide
+from quantum_router.settings import Settings
+
+SPEC = FeatureSpec(personas=("p",), task_types=("a", "b"), ngram_buckets=8)
+
+
+def _dueling(seed: int = 0) -> Policy:
+    rng = np.random.default_rng(seed)
+
+    def layer(i: int, o: int) -> tuple[np.ndarray, np.ndarray]:
+        return rng.normal(size=(i, o)).astype(np.float32), rng.normal(size=o).astype(np.float32)
+
+    return Policy(
+        version="t-1",
+        models=["m1", "m2", "m3"],
+        feature_spec=SPEC,
+        encoder=[layer(SPEC.dim, 16), layer(16, 16)],
+        advantage=[layer(16, 3)],
+        value=[layer(16, 1)],
+        model_costs=[0.1, 0.2, 0.3],
+        cost_weight=1.0,
+    )
+
+
+def test_round_trip_gives_identical_q_values() -> None:
+    policy = _dueling()
+    loaded = policy_from_bytes(policy.to_bytes())
+    x = np.random.default_rng(1).normal(size=(10, SPEC.dim)).astype(np.float32)
+    assert np.array_equal(policy.q_values(x), loaded.q_values(x))
+    assert loaded.meta() == policy.meta()
+
+
+def test_dueling_q_is_value_plus_centred_advantage() -> None:
+    policy = _dueling()
+    x = np.ones(SPEC.dim, dtype=np.float32)
+    h = np.maximum(
+        np.maximum(x @ policy.encoder[0][0] + policy.encoder[0][1], 0) @ policy.encoder[1][0]
+        + policy.encoder[1][1],
+        0,
+    )
+    adv = h @ policy.advantage[0][0] + policy.advantage[0][1]
+    val = h @ policy.value[0][0] + policy.value[0][1]  # type: ignore[index]
+    assert np.allclose(policy.q_values(x), val + adv - adv.mean(), atol=1e-5)
+
+
+def test_garbage_is_refused_without_unpickling() -> None:
+    with pytest.raises(PolicyFormatError):
+        policy_from_bytes(b"not an npz file")
+
+
+def test_shape_mismatch_is_refused() -> None:
+    w = np.zeros((SPEC.dim + 1, 2), dtype=np.float32)
+    with pytest.raises(PolicyFormatError):
+        Policy("v", ["a", "b"], SPEC, [], [(w, np.zeros(2, dtype=np.float32))])
+
+
+def test_shipped_default_policy_is_the_catalog_prior() -> None:
+    settings = Settings()
+    shipped = policy_from_bytes(settings.policy_file.read_bytes())
+    prior = prior_policy(load_catalog(settings.catalog_file))
+    assert shipped.meta() == prior.meta()
+    x = extract("design a distributed cache", "architect", "architecture", prior.feature_spec)
+    assert np.array_equal(shipped.q_values(x), prior.q_values(x))
+
+
+def test_prior_prefers_strong_models_for_architecture_and_cheaper_ones_for_chat() -> None:
+    catalog = load_catalog(Path(Settings().catalog_file))
+    policy = prior_policy(catalog)
+    rng = random.Random(0)
+    pick = {
+        task: decide(
+            policy, extract("hello", "developer", task, policy.feature_spec), set(policy.models), 0.0, rng
+        )
+        for task in ("architecture", "chat")
+    }
+    costs = {m.name: m.cost_per_1k_tokens for m in catalog.models}
+    assert pick["architecture"].chosen == "sim-strong"
+    assert costs[pick["chat"].chosen] < costs["sim-strong"]

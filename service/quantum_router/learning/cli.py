@@ -64,7 +64,7 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--num-env-runners", type=int, default=0)
     p.add_argument("--num-learners", type=int, default=0)
-    p.add_argument("--steps", type=int, default=40_000, help="experiences to sample")
+    p.add_argument("--steps", type=int, default=20_000, help="experiences to sample")
     p.add_argument(
         "--cost-weight",
         type=float,

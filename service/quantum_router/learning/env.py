@@ -36,7 +36,9 @@ class RoutingBanditEnv(gym.Env[Obs, np.int64]):
         if self._features.shape[0] != self._rewards.shape[0] or not len(self._features):
             raise ValueError("features and rewards need the same, non-zero number of rows")
         dim = self._features.shape[1]
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(dim,), dtype=np.float32)
+        # Bounds from the data itself (hashed n-grams are unit-normalised, one-hots 0/1).
+        low, high = float(self._features.min()), float(self._features.max())
+        self.observation_space = gym.spaces.Box(low, high, shape=(dim,), dtype=np.float32)
         self.action_space = gym.spaces.Discrete(self._rewards.shape[1])
         # Each env copy gets its own stream; RLlib also calls reset(seed=...) when config.seed is set.
         self._rng = np.random.default_rng(config.get("seed"))

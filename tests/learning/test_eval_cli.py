@@ -1,0 +1,49 @@
+"""`quantum-router train` then `eval` on a slice of the MMLU data: all metrics and the plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from quantum_router.learning.cli import eval_main, train_main
+from quantum_router.policy import load_policy
+
+KEYS = {"apgr", "cpt50", "cpt80", "quality", "cost_usd", "calls"}
+
+
+def test_baselines_only_table_and_json(mmlu_slice: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert eval_main(["--dataset", str(mmlu_slice), "--split", "subject"]) == 0
+    table = capsys.readouterr().out
+    for name in ("random", "cheapest", "best-single", "prior", "oracle", "APGR", "CPT50"):
+        assert name in table
+    assert eval_main(["--dataset", str(mmlu_slice), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) >= KEYS and out["router"] == "prior"
+    assert out["routers"]["oracle"]["apgr"] > 1.0  # oracle beats the strong model: PGR above 1
+    assert 0.3 < out["routers"]["random"]["apgr"] < 0.7
+
+
+def test_train_then_eval_policy_on_held_out_prompts(
+    mmlu_slice: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy_file = tmp_path / "policy.npz"
+    plot = tmp_path / "curve.png"
+    argv = ["--dataset", str(mmlu_slice), "--output", str(policy_file), "--steps", "1000", "--seed", "4"]
+    assert train_main([*argv, "--cost", "gpt-4-1106-preview=20", "--hidden", "16"]) == 0
+    policy = load_policy(policy_file)
+    assert policy.info["split"] == "random" and policy.info["seed"] == 4
+    assert set(policy.feature_spec.task_types) == {p.stem for p in mmlu_slice.glob("*.csv")}
+    capsys.readouterr()
+    # Split and seed default to the policy's, so the test rows are exactly those training held out.
+    assert (
+        eval_main(["--dataset", str(mmlu_slice), "--policy", str(policy_file), "--json", "--plot", str(plot)])
+        == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert out["router"] == "policy" and set(out) >= KEYS
+    assert out["test_rows"] == policy.info["test_rows"] and out["train_rows"] == policy.info["train_rows"]
+    assert 0.0 <= out["apgr"] <= 1.5 and sum(out["calls"].values()) == pytest.approx(1.0)
+    assert set(out["routers"]) == {"policy", "random", "cheapest", "best-single", "prior", "oracle"}
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -65,7 +65,12 @@ class ScriptStack:
         command = [str(self.script), "--dir", str(self.state_dir), *args]
         try:
             proc = subprocess.run(
-                command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False
+                command,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+                check=False,
             )
         except subprocess.TimeoutExpired as exc:
             raise ServerError(f"{' '.join(command)} timed out after {timeout} s") from exc

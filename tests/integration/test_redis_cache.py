@@ -116,7 +116,9 @@ async def test_ttl_expiry(cache: RedisCache) -> None:
         await asyncio.sleep(0.1)
 
 
-async def test_master_failover_degrades_then_recovers(cluster: RedisClusterServers, cache: RedisCache) -> None:
+async def test_master_failover_degrades_then_recovers(
+    cluster: RedisClusterServers, cache: RedisCache
+) -> None:
     assert await round_trip_all(cache, b"before")
     victim = cluster.master_indexes()[0]
     cluster.kill_node(victim)

@@ -60,7 +60,7 @@ async def has_token(url: str, token: str) -> bool:
     try:
         async with engine.connect() as conn:
             found = await conn.scalar(text(f"SELECT count(*) FROM {TABLE} WHERE token = :t"), {"t": token})
-            return found == 1
+            return bool(found == 1)
     finally:
         await engine.dispose()
 

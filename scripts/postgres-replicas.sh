@@ -42,7 +42,7 @@ find_bindir() {
         d=$(pg_config --bindir 2>/dev/null || true)
         [[ -n $d && -x $d/initdb && -x $d/pg_ctl ]] && { echo "$d"; return 0; }
     fi
-    for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    for d in $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V -r); do
         [[ -x $d/initdb && -x $d/pg_ctl ]] && { echo "$d"; return 0; }
     done
     return 1
@@ -107,7 +107,8 @@ finally:
     s.close()
 EOF
     else
-        ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
+        # Without python3 the best we can do is "nobody listens there".
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 1; fi
     fi
 }
 

@@ -61,7 +61,8 @@ finally:
     s.close()
 EOF
     else
-        ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
+        # Without python3 the best we can do is "nobody listens there".
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 1; fi
     fi
 }
 
@@ -78,7 +79,7 @@ pick_ports() {
         ((tries++ < 2000)) || die "no free port pairs found in $lo-$hi"
         port=$((lo + RANDOM % (hi - lo + 1)))
         [[ " ${picked[*]} " == *" $port "* ]] && continue
-        port_free "$port" && port_free $((port + 10000)) || continue
+        if ! port_free "$port" || ! port_free $((port + 10000)); then continue; fi
         picked+=("$port")
     done
     echo "${picked[@]}"
@@ -313,7 +314,9 @@ cmd_status() {
 
 node_port_arg() {
     local n=${1:-}
-    [[ $n =~ ^[0-9]+$ ]] && ((n < NODE_COUNT)) || die "node index must be 0..$((NODE_COUNT - 1)), got '$n'"
+    if [[ ! $n =~ ^[0-9]+$ ]] || ((n >= NODE_COUNT)); then
+        die "node index must be 0..$((NODE_COUNT - 1)), got '$n'"
+    fi
     load_env || die "no cluster in $STATE_DIR"
     echo "${PORTS[$n]}"
 }

@@ -26,5 +26,7 @@ def redis_standalone(redis_cluster: servers.RedisClusterServers) -> Iterator[ser
 @pytest.fixture(scope="session")
 def postgres_stack() -> Iterator[servers.PostgresStack]:
     """A PostgreSQL primary with two streaming replicas on loopback, deleted at session end."""
-    with servers.running(servers.PostgresStack(servers.new_state_dir("qr-pg-"))) as stack:
+    with servers.running(
+        servers.PostgresStack(servers.new_state_dir("qr-pg-", for_other_user=True))
+    ) as stack:
         yield stack

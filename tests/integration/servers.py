@@ -48,9 +48,14 @@ def read_env_file(path: Path) -> dict[str, str]:
     return env
 
 
-def new_state_dir(prefix: str) -> Path:
-    """A fresh directory in the system temp dir (not under the repository)."""
-    return Path(tempfile.mkdtemp(prefix=prefix))
+def new_state_dir(prefix: str, *, for_other_user: bool = False) -> Path:
+    """A fresh directory in the temp dir (never under the repository).
+
+    ``for_other_user``: as root, use /tmp itself, because PostgreSQL runs as the postgres user and
+    cannot traverse a private $TMPDIR such as one under /root.
+    """
+    parent = "/tmp" if for_other_user and os.geteuid() == 0 else None
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
 
 
 class ScriptStack:

@@ -47,7 +47,7 @@ e2e: $(VENV)/.synced
 	$(VENV)/bin/pytest -m e2e $(PYTEST_ARGS)
 
 bench: $(VENV)/.synced
-	$(PY) bench/run.py
+	$(PY) bench/service_bench.py
 
 cluster-up:
 	@e2e/controlplane/cluster.sh up

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -135,6 +136,18 @@ class RedisClusterServers(ScriptStack):
     def wait_healthy(self, timeout: float) -> None:
         """Wait until all six nodes run, all slots are served and every replica is linked."""
         self.wait(timeout)
+
+    def pause_node(self, index: int) -> None:
+        """SIGSTOP one node: it keeps its sockets open but never answers (a hung server)."""
+        os.kill(self._pid(index), signal.SIGSTOP)
+
+    def resume_node(self, index: int) -> None:
+        """SIGCONT a node paused by :meth:`pause_node`."""
+        os.kill(self._pid(index), signal.SIGCONT)
+
+    def _pid(self, index: int) -> int:
+        pid_file = self.state_dir / f"node-{self.node_ports[index]}" / "redis.pid"
+        return int(pid_file.read_text().strip())
 
     def role(self, index: int) -> str | None:
         """``master`` or ``slave`` as the node reports it, or None when it does not answer."""

@@ -135,6 +135,20 @@ async def test_master_failover_degrades_then_recovers(
     assert await round_trip_all(cache, b"after-rejoin")
 
 
+async def test_hung_master_is_bounded_then_replaced(cluster: RedisClusterServers, cache: RedisCache) -> None:
+    assert await round_trip_all(cache, b"before")
+    victim = cluster.master_indexes()[0]
+    cluster.pause_node(victim)
+    try:
+        # Reads from a frozen socket end at the socket timeout; then the cluster promotes a replica.
+        recovered_after = await wait_until_serving(cache, FAILOVER_DEADLINE)
+        print(f"cache served every key again {recovered_after:.1f} s after freezing node {victim}")
+    finally:
+        cluster.resume_node(victim)
+    cluster.wait_healthy(60)
+    assert await round_trip_all(cache, b"after-resume")
+
+
 async def test_all_nodes_down_is_unavailable_quickly(cluster: RedisClusterServers, cache: RedisCache) -> None:
     assert await round_trip_all(cache, b"before")
     cluster.stop_all()

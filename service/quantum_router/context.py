@@ -90,6 +90,7 @@ async def start_services(settings: Settings, metrics: Metrics, describe_error: E
     """Open connections, migrate, create the admin, load the newest policy and start the policy poller."""
     catalog = load_catalog(settings.catalog_file)
     db = Database(settings)
+    metrics.watch_pools(db.pool_stats)
     await upgrade(db.primary)
     async with db.write_session() as session, session.begin():
         await store.fail_unfinished_jobs(session)

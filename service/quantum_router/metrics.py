@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from quantum_router.db.pool import PoolStats
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -50,9 +56,37 @@ class Metrics:
         )
         self.cache_hit_ratio = Gauge("qr_cache_hit_ratio", "Hits over lookups since start.", registry=r)
 
+    def watch_pools(self, stats: PoolStats) -> None:
+        """Export connection-pool checkouts and efficiency, read from ``stats`` at scrape time."""
+        self.registry.register(_PoolCollector(stats))
+
     def record_cache(self, hit: bool) -> None:
         """Count a lookup and refresh the hit ratio."""
         self.cache_requests.labels("hit" if hit else "miss").inc()
         hits = self.cache_requests.labels("hit")._value.get()
         misses = self.cache_requests.labels("miss")._value.get()
         self.cache_hit_ratio.set(hits / (hits + misses))
+
+
+class _PoolCollector(Collector):
+    def __init__(self, stats: PoolStats) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        checkouts = CounterMetricFamily(
+            "qr_db_pool_checkouts",
+            "Connection checkouts by engine and whether an idle one was ready.",
+            labels=["engine", "immediate"],
+        )
+        efficiency = GaugeMetricFamily(
+            "qr_db_pool_efficiency",
+            "Share of checkouts served without opening or waiting.",
+            labels=["engine"],
+        )
+        for engine in sorted(self._stats.total):
+            immediate = self._stats.immediate[engine]
+            checkouts.add_metric([engine, "true"], immediate)
+            checkouts.add_metric([engine, "false"], self._stats.total[engine] - immediate)
+            efficiency.add_metric([engine], self._stats.efficiency(engine))
+        yield checkouts
+        yield efficiency

@@ -74,6 +74,11 @@ def test_metrics_expose_request_histogram_by_route_template_and_router_counters(
     assert "qr_model_selections_total{" in text
     assert "qr_cost_usd_total{" in text
     assert "qr_variations_total{" in text
+    assert "qr_cache_hit_ratio 0.5" in text
+    efficiency = next(
+        line for line in text.splitlines() if line.startswith('qr_db_pool_efficiency{engine="primary"}')
+    )
+    assert 0.5 < float(efficiency.split()[-1]) <= 1.0
 
 
 def test_api_keys_work_as_bearer_and_x_api_key(client_factory: ClientFactory) -> None:

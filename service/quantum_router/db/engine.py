@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from quantum_router.db.pool import PoolStats, measured_pool
 from quantum_router.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,16 +40,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(url: str, settings: Settings) -> AsyncEngine:
-    """An async engine with bounded pools and pre-ping; SQLite files get WAL and their folder."""
+def create_engine(
+    url: str, settings: Settings, stats: PoolStats | None = None, name: str = "primary"
+) -> AsyncEngine:
+    """An async engine with bounded, measured pools and pre-ping; SQLite files get WAL and their folder."""
     parsed = make_url(url)
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["poolclass"] = measured_pool(stats or PoolStats(), name)
     else:
         timeout = settings.db_statement_timeout_seconds
         kwargs.update(
+            poolclass=measured_pool(stats or PoolStats(), name),
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout_seconds,
@@ -68,8 +73,12 @@ class Database:
     """The primary engine plus zero or more read replicas."""
 
     def __init__(self, settings: Settings) -> None:
-        self.primary = create_engine(settings.database_url, settings)
-        self.replicas = [create_engine(url, settings) for url in settings.database_replica_urls]
+        self.pool_stats = PoolStats()
+        self.primary = create_engine(settings.database_url, settings, self.pool_stats, "primary")
+        self.replicas = [
+            create_engine(url, settings, self.pool_stats, f"replica{i}")
+            for i, url in enumerate(settings.database_replica_urls)
+        ]
         self.write_session = async_sessionmaker(self.primary, expire_on_commit=False)
         self._replica_sessions = [async_sessionmaker(e, expire_on_commit=False) for e in self.replicas]
         self._down_until = [0.0] * len(self.replicas)

@@ -85,7 +85,7 @@ class RedisCache:
         await self._call(lambda: self._client.set(self._key(key), value, px=ttl_ms))
 
     async def ping(self) -> bool:
-        """True when the server (for a cluster: every master) answers within the timeout."""
+        """True when the server answers PING within the operation timeout (never raises)."""
         try:
             return bool(await self._call(self._client.ping))
         except CacheUnavailable:

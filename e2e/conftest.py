@@ -1,0 +1,187 @@
+"""Fixtures for end-to-end tests against a real local Kubernetes control plane.
+
+`kube_cluster` builds (first run only, cached outside the repository) and starts etcd,
+kube-apiserver, kube-controller-manager, kube-scheduler and kwok through
+e2e/controlplane/cluster.sh, in a state directory of its own, and stops it at session end.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from kubernetes import client, config
+
+pytestmark = pytest.mark.e2e
+
+CONTROLPLANE_DIR = Path(__file__).resolve().parent / "controlplane"
+CLUSTER_SH = CONTROLPLANE_DIR / "cluster.sh"
+# The first build compiles Kubernetes from source on 2 shared cores: generous but bounded.
+BUILD_TIMEOUT_S = 60 * 60
+UP_TIMEOUT_S = 10 * 60
+DOWN_TIMEOUT_S = 3 * 60
+
+T = TypeVar("T")
+
+
+def pinned_versions() -> dict[str, str]:
+    """KEY=VALUE pairs of e2e/controlplane/versions.env (the single source of the pins)."""
+    pins: dict[str, str] = {}
+    for line in (CONTROLPLANE_DIR / "versions.env").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            pins[key] = value
+    return pins
+
+
+def poll(what: str, check: Callable[[], T | None], timeout_s: float, interval_s: float = 0.5) -> T:
+    """Call `check` until it returns something truthy; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
+
+
+def _parse_exports(stdout: str) -> dict[str, str]:
+    exports: dict[str, str] = {}
+    for line in stdout.splitlines():
+        if line.startswith("export ") and "=" in line:
+            key, value = line[len("export ") :].split("=", 1)
+            exports[key] = value
+    return exports
+
+
+@dataclass
+class KubeCluster:
+    """A running control plane: paths, the reported server version, and an API client."""
+
+    state_dir: Path
+    kubeconfig: Path = field(init=False)
+    bin_dir: Path = field(init=False)
+    server_version: str = field(init=False, default="")
+    api: client.ApiClient = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.kubeconfig = self.state_dir / "admin.kubeconfig"
+
+    def script(self, command: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
+        """Run cluster.sh COMMAND for this state dir; output is echoed for the test log."""
+        env = {**os.environ, "QR_CLUSTER_DIR": str(self.state_dir)}
+        proc = subprocess.run(
+            [str(CLUSTER_SH), command],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+        sys.stderr.write(proc.stderr)
+        sys.stderr.write(proc.stdout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"cluster.sh {command} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+        return proc
+
+    def up(self) -> str:
+        """Start (building first if needed) and connect; returns cluster.sh's stdout."""
+        # `build` separately so the long first compile gets its own, larger, timeout.
+        self.script("build", BUILD_TIMEOUT_S)
+        out = self.script("up", UP_TIMEOUT_S).stdout
+        exports = _parse_exports(out)
+        self.kubeconfig = Path(exports["KUBECONFIG"])
+        self.bin_dir = Path(exports["PATH"].split(":", 1)[0])
+        self.connect()
+        return out
+
+    def down(self) -> None:
+        self.script("down", DOWN_TIMEOUT_S)
+
+    def connect(self) -> None:
+        """(Re)create the API client from the kubeconfig (ports may change across restarts)."""
+        self.api = config.new_client_from_config(config_file=str(self.kubeconfig))
+        self.server_version = client.VersionApi(self.api).get_code().git_version
+
+    def kubectl(self, *args: str, timeout_s: float = 60) -> str:
+        proc = subprocess.run(
+            [str(self.bin_dir / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=True,
+        )
+        return proc.stdout
+
+    def pids(self) -> dict[str, int]:
+        """Component name -> pid, from the pid files of the running control plane."""
+        return {p.stem: int(p.read_text()) for p in (self.state_dir / "run").glob("*.pid")}
+
+    def ports(self) -> dict[str, int]:
+        """PORT_<COMPONENT> -> loopback port chosen at the last start."""
+        pairs = (line.split("=", 1) for line in (self.state_dir / "ports.env").read_text().split())
+        return {key: int(value) for key, value in pairs}
+
+    def core(self) -> Any:
+        return client.CoreV1Api(self.api)
+
+    # Shared helpers for the tests, reached through the fixture (e2e is not a package).
+    pinned = staticmethod(pinned_versions)
+    poll = staticmethod(poll)
+
+
+@pytest.fixture(scope="session")
+def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
+    cluster = KubeCluster(state_dir=tmp_path_factory.mktemp("kube-cluster"))
+    try:
+        cluster.up()
+        yield cluster
+    finally:
+        cluster.down()
+
+
+@pytest.fixture
+def cluster_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], KubeCluster]]:
+    """Starts extra clusters in state dirs of their own; whatever is still up is stopped after."""
+    started: list[KubeCluster] = []
+
+    def start() -> KubeCluster:
+        cluster = KubeCluster(state_dir=tmp_path_factory.mktemp("kube-cluster-extra"))
+        started.append(cluster)
+        cluster.up()
+        return cluster
+
+    yield start
+    for cluster in started:
+        cluster.down()
+
+
+@pytest.fixture
+def namespace(kube_cluster: KubeCluster) -> Iterator[str]:
+    """A fresh namespace per test, deleted afterwards (its contents go with it)."""
+    name = f"e2e-{uuid.uuid4().hex[:10]}"
+    core = kube_cluster.core()
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    # Pods are only admitted once the namespace's default ServiceAccount exists.
+    poll(
+        f"default ServiceAccount in {name}",
+        lambda: any(sa.metadata.name == "default" for sa in core.list_namespaced_service_account(name).items),
+        timeout_s=60,
+    )
+    try:
+        yield name
+    finally:
+        # The restart test may have reconnected on a new port: use the current client.
+        kube_cluster.core().delete_namespace(name)

@@ -105,12 +105,19 @@ def _parser() -> argparse.ArgumentParser:
     key.add_argument("--name", default="default")
     sub.add_parser("train", help="train a routing policy (see quantum-router train --help)", add_help=False)
     sub.add_parser("eval", help="evaluate a policy or the baselines", add_help=False)
+    sub.add_parser(
+        "ray-serve", help="deploy the Ray Serve app that runs variations on a Ray cluster", add_help=False
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "ray-serve":
+        from quantum_router.executors import ray_serve_app
+
+        return ray_serve_app.main(argv[1:])
     if argv and argv[0] in ("train", "eval"):
         from quantum_router.learning import cli as learning_cli
 

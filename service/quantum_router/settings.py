@@ -84,8 +84,8 @@ class Settings(BaseSettings):
     provider_backoff_seconds: float = Field(0.2, ge=0)
     simulation_time_scale: float = Field(1.0, ge=0, description="Multiplies simulated latencies.")
 
-    # Executor
-    ray_address: str | None = None
+    # Executor: the URL of the Ray Serve variations app (quantum-router ray-serve); unset runs in-process.
+    ray_serve_url: str | None = None
 
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> Settings:

@@ -11,18 +11,19 @@ from quantum_router.providers.registry import ProviderRegistry
 from quantum_router.variations import VariationPlan, system_prompt
 
 
-class _Fallbacks:
+class Fallbacks:
     """Models not yet tried, best first, shared by the variations of one request."""
 
     def __init__(self, models: tuple[str, ...], used: set[str]) -> None:
         self._queue = [m for m in models if m not in used]
 
     def next(self) -> str | None:
+        """The best untried model, or None when all were tried."""
         return self._queue.pop(0) if self._queue else None
 
 
 async def run_variation(
-    providers: ProviderRegistry, job: Job, plan: VariationPlan, fallbacks: _Fallbacks, deadline: float
+    providers: ProviderRegistry, job: Job, plan: VariationPlan, fallbacks: Fallbacks, deadline: float
 ) -> VariationOutcome:
     """Run one variation; when its model fails, move to the next untried model until the deadline."""
     loop = asyncio.get_running_loop()
@@ -71,7 +72,7 @@ class AsyncioExecutor:
         """Run all plans concurrently; cancel those still running at the deadline."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + job.timeout_seconds
-        fallbacks = _Fallbacks(job.fallbacks, {p.model for p in plans})
+        fallbacks = Fallbacks(job.fallbacks, {p.model for p in plans})
         tasks = [
             asyncio.create_task(run_variation(self._providers, job, plan, fallbacks, deadline))
             for plan in plans

@@ -9,5 +9,9 @@ from quantum_router.settings import Settings
 
 
 def build_executor(settings: Settings, providers: ProviderRegistry) -> Executor:
-    """The asyncio executor (the embedded default)."""
+    """The Ray Serve executor when ``QR_RAY_SERVE_URL`` is set, else the in-process asyncio one."""
+    if settings.ray_serve_url:
+        from quantum_router.executors.ray_executor import RayServeExecutor
+
+        return RayServeExecutor(settings.ray_serve_url)
     return AsyncioExecutor(providers)

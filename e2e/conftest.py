@@ -111,7 +111,9 @@ class KubeCluster:
 
     def connect(self) -> None:
         """(Re)create the API client from the kubeconfig (ports may change across restarts)."""
-        self.api = config.new_client_from_config(config_file=str(self.kubeconfig))
+        self.api = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(self.kubeconfig)
+        )
         self.server_version = client.VersionApi(self.api).get_code().git_version
 
     def kubectl(self, *args: str, timeout_s: float = 60) -> str:

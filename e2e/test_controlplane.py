@@ -7,11 +7,11 @@ import socket
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 if TYPE_CHECKING:
     from conftest import KubeCluster
@@ -84,12 +84,12 @@ def test_deployment_reaches_three_running_pods_on_kwok_nodes(
         "3 Running pods", lambda: len(running_pods_on_kwok(kube_cluster, namespace, "web")) == 3, 120
     )
     assert pods
-    dep = kube_cluster.poll(
-        "deployment status availableReplicas=3",
-        lambda: (d := apps.read_namespaced_deployment("web", namespace)).status.available_replicas == 3 and d,
-        60,
-    )
-    assert dep.status.ready_replicas == 3
+
+    def available() -> client.V1DeploymentStatus | None:
+        status = apps.read_namespaced_deployment("web", namespace).status
+        return status if status is not None and status.available_replicas == 3 else None
+
+    assert kube_cluster.poll("deployment availableReplicas=3", available, 60).ready_replicas == 3
 
 
 def test_deleting_deployment_garbage_collects_replicaset_and_pods(
@@ -103,7 +103,8 @@ def test_deleting_deployment_garbage_collects_replicaset_and_pods(
     )
     rs = apps.list_namespaced_replica_set(namespace, label_selector="app=gc").items
     assert len(rs) == 1
-    assert rs[0].metadata.owner_references[0].kind == "Deployment"
+    assert rs[0].metadata is not None
+    assert [o.kind for o in rs[0].metadata.owner_references or []] == ["Deployment"]
 
     apps.delete_namespaced_deployment("gc", namespace, propagation_policy="Background")
 
@@ -136,16 +137,19 @@ def test_autoscaling_v2_hpa_is_accepted_and_reconciled(kube_cluster: KubeCluster
     auto.create_namespaced_horizontal_pod_autoscaler(namespace, hpa)
 
     stored = auto.read_namespaced_horizontal_pod_autoscaler("scaled", namespace)
+    assert stored.spec is not None
     assert stored.spec.max_replicas == 5
-    assert stored.spec.metrics[0].resource.target.average_utilization == 70
+    metric = (stored.spec.metrics or [])[0]
+    assert metric.resource is not None
+    assert metric.resource.target.average_utilization == 70
+
     # The HPA controller in kube-controller-manager picks it up (no metrics server, so it
     # reports conditions rather than scaling): proves the controller is running.
-    conditions = kube_cluster.poll(
-        "HPA status conditions",
-        lambda: auto.read_namespaced_horizontal_pod_autoscaler("scaled", namespace).status.conditions,
-        90,
-        interval_s=1,
-    )
+    def conditions_set() -> list[client.V2HorizontalPodAutoscalerCondition] | None:
+        status = auto.read_namespaced_horizontal_pod_autoscaler("scaled", namespace).status
+        return status.conditions if status is not None else None
+
+    conditions = kube_cluster.poll("HPA status conditions", conditions_set, 90, interval_s=1)
     assert {c.type for c in conditions} >= {"AbleToScale"}
 
 
@@ -194,13 +198,19 @@ def test_crd_with_status_subresource_and_cel_rule(kube_cluster: KubeCluster, nam
     group = f"e2e{uuid.uuid4().hex[:8]}.quantum-router.test"
     ext = client.ApiextensionsV1Api(kube_cluster.api)
     custom = client.CustomObjectsApi(kube_cluster.api)
-    ext.create_custom_resource_definition(widget_crd(group))
+    # The client serialises plain dicts as they are; the cast only tells the type checker.
+    ext.create_custom_resource_definition(cast(client.V1CustomResourceDefinition, widget_crd(group)))
     try:
         kube_cluster.poll(
             "CRD Established",
             lambda: any(
                 c.type == "Established" and c.status == "True"
-                for c in (ext.read_custom_resource_definition(f"widgets.{group}").status.conditions or [])
+                for c in (
+                    getattr(
+                        ext.read_custom_resource_definition(f"widgets.{group}").status, "conditions", None
+                    )
+                    or []
+                )
             ),
             60,
         )
@@ -228,13 +238,25 @@ def test_crd_with_status_subresource_and_cel_rule(kube_cluster: KubeCluster, nam
         assert rejected.value.status == 422
         assert "replicas must not exceed maxReplicas" in str(rejected.value.body)
 
-        # The status subresource: status is written through /status, spec writes ignore it.
+        # The status subresource: status is written through /status only ...
         custom.patch_namespaced_custom_object_status(
             group, "v1", namespace, "widgets", "ok", {"status": {"ready": True}}
         )
-        stored = custom.get_namespaced_custom_object(group, "v1", namespace, "widgets", "ok")
+        # ... and a write to the main resource changes spec but not status.
+        custom.patch_namespaced_custom_object(
+            group, "v1", namespace, "widgets", "ok", {"spec": {"replicas": 3}, "status": {"ready": False}}
+        )
+        stored = cast(
+            dict[str, Any], custom.get_namespaced_custom_object(group, "v1", namespace, "widgets", "ok")
+        )
         assert stored["status"] == {"ready": True}
-        assert stored["spec"] == {"replicas": 2, "maxReplicas": 3}
+        assert stored["spec"] == {"replicas": 3, "maxReplicas": 3}
+        # The CEL rule also guards updates.
+        with pytest.raises(ApiException) as rejected_update:
+            custom.patch_namespaced_custom_object(
+                group, "v1", namespace, "widgets", "ok", {"spec": {"replicas": 4}}
+            )
+        assert rejected_update.value.status == 422
     finally:
         ext.delete_custom_resource_definition(f"widgets.{group}")
 

@@ -11,6 +11,8 @@ set -euo pipefail
 CP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 QR_CACHE=${QR_CACHE:-$HOME/.cache/quantum-router}
 STATE=${QR_CLUSTER_DIR:-${TMPDIR:-/tmp}/quantum-router-cluster}
+# Absolute, because pid checks match the state dir in each component's command line.
+[[ $STATE == /* ]] || STATE="$PWD/$STATE"
 
 log() { echo "cluster.sh: $*" >&2; }
 die() {
@@ -29,18 +31,32 @@ source "$CP_DIR/lib/procs.sh"
 # shellcheck source=lib/components.sh
 source "$CP_DIR/lib/components.sh"
 
-# A fresh machine may lack openssl or curl: install them (CI runs as root, no stdin).
-ensure_tools() {
-  local missing=() t
-  for t in openssl curl flock setsid; do command -v "$t" >/dev/null || missing+=("$t"); done
-  ((${#missing[@]} == 0)) && return 0
-  command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get to install them"
-  log "installing ${missing[*]}"
+APT_UPDATED=""
+# apt_install PACKAGE...: Debian packages, with one `apt-get update` first (CI: root, no stdin).
+apt_install() {
+  command -v apt-get >/dev/null || die "need $*, and there is no apt-get to install them"
   local sudo=""
   ((EUID == 0)) || sudo=sudo
-  $sudo apt-get update -qq >&2
-  # flock and setsid come from util-linux.
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq openssl curl util-linux ca-certificates >&2
+  log "installing $*"
+  [[ -n $APT_UPDATED ]] || { $sudo apt-get update -qq >&2 && APT_UPDATED=1; }
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >&2
+}
+
+# A fresh machine may lack these; flock and setsid come from util-linux.
+ensure_tools() {
+  local t
+  for t in openssl curl flock setsid; do
+    command -v "$t" >/dev/null || { apt_install openssl curl util-linux ca-certificates; break; }
+  done
+}
+
+# On failure, stop whatever this run started and show the logs' last lines.
+on_up_exit() {
+  local rc=$?
+  ((rc == 0)) && return 0
+  log "start failed (exit $rc); last log lines:"
+  tail -n 5 "$STATE"/logs/*.log >&2 2>/dev/null || true
+  cmd_down || true
 }
 
 running_count() {
@@ -67,6 +83,7 @@ cmd_up() {
   fi
   # Half up (a component crashed): start over from a clean slate; etcd data is kept.
   ((n == 0)) || cmd_down
+  trap on_up_exit EXIT
   ensure_pki
   choose_ports
   write_kubeconfig "$STATE/admin.kubeconfig" admin
@@ -84,7 +101,8 @@ cmd_up() {
   wait_for 60 "kwok nodes Ready" nodes_ready
   # Pods cannot be admitted in a namespace until its default ServiceAccount exists.
   wait_for 60 "default ServiceAccount" kctl get serviceaccount default -n default
-  echo "# cached start took $((SECONDS - t0)) s"
+  trap - EXIT
+  echo "# start took $((SECONDS - t0)) s (binaries from the cache; build time not included)"
   print_exports
 }
 

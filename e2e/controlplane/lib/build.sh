@@ -2,12 +2,14 @@
 # Builds the pinned control-plane binaries from the Go module proxy into a versioned cache dir.
 # Sourced by cluster.sh; expects CP_DIR (this directory's parent) and the versions.env values.
 
-# The Go toolchain: the machine's Go 1.26 if it is new enough, else the proxy's go1.26.8.
+# The Go toolchain: the machine's Go, else Debian's (which then fetches go1.26.8, see go_env).
 go_bin() {
   if command -v go >/dev/null 2>&1; then command -v go; return; fi
   if [[ -x /usr/local/go/bin/go ]]; then echo /usr/local/go/bin/go; return; fi
-  echo "cluster.sh: no Go toolchain found (need Go >= 1.26; install it to /usr/local/go)" >&2
-  return 1
+  # Debian's Go is older than 1.26, but it can fetch the pinned toolchain from the proxy
+  # (go_env sets GOTOOLCHAIN for that).
+  apt_install golang-go >/dev/null
+  command -v go
 }
 
 # Everything Go writes goes under the cache, never the repository or ~/go.

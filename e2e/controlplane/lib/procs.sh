@@ -78,11 +78,22 @@ stop_proc() {
   rm -f "$STATE/run/$name.pid"
 }
 
+# Fails fast when a component started by this run has already exited.
+all_started_alive() {
+  local f name
+  for f in "$STATE"/run/*.pid; do
+    [[ -e $f ]] || continue
+    name=$(basename "$f" .pid)
+    is_running "$name" || die "$name exited during start (log: $STATE/logs/$name.log)"
+  done
+}
+
 # wait_for SECONDS WHAT CMD...: poll CMD every half second, bounded.
 wait_for() {
   local timeout=$1 what=$2 deadline=$((SECONDS + $1)); shift 2
   until "$@" >/dev/null 2>&1; do
     ((SECONDS < deadline)) || die "timed out after ${timeout}s waiting for $what (logs: $STATE/logs)"
+    all_started_alive
     sleep 0.5
   done
 }

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from quantum_router import __version__
 from quantum_router.api.errors import describe, install_error_handlers
 from quantum_router.api.middleware import RequestContextMiddleware
-from quantum_router.api.routes import auth, capabilities, execute, feedback, health, metrics
+from quantum_router.api.routes import auth, capabilities, execute, feedback, health, history, metrics
 from quantum_router.context import start_services, stop_services
 from quantum_router.metrics import Metrics
 from quantum_router.settings import Settings, get_settings
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Routes each prompt to the model with the best quality for the cost.",
         lifespan=lifespan,
     )
-    for module in (health, capabilities, auth, execute, feedback, metrics):
+    for module in (health, capabilities, auth, execute, feedback, history, metrics):
         app.include_router(module.router)
     install_error_handlers(app)
     app.add_middleware(

@@ -24,7 +24,7 @@ from quantum_router.metrics import Metrics
 from quantum_router.policy import Policy, load_policy
 from quantum_router.policy_store import PolicyStore
 from quantum_router.providers.registry import ProviderRegistry
-from quantum_router.ratelimit import MemoryRateLimiter, RateLimiter
+from quantum_router.ratelimit import RateLimiter, build_rate_limiter
 from quantum_router.settings import Settings
 from quantum_router.users import ensure_admin
 
@@ -118,7 +118,7 @@ async def start_services(settings: Settings, metrics: Metrics, describe_error: E
         metrics=metrics,
         execution=execution,
         jobs=JobRunner(db, execution.execute, describe_error),
-        limiter=MemoryRateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+        limiter=build_rate_limiter(settings),
         jwt_secret=jwt_secret,
         capabilities=capabilities_of(settings, catalog),
     )
@@ -135,4 +135,5 @@ async def stop_services(services: Services) -> None:
     await services.executor.close()
     await services.providers.close()
     await services.cache.close()
+    await services.limiter.close()
     await services.db.dispose()

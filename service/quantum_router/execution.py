@@ -238,7 +238,7 @@ class ExecutionService:
         async def _add(session: AsyncSession) -> str:
             return (await store.add_experience(session, **fields)).id
 
-        return await self._db.write(_add)
+        return await self._db.write(_add, owner=fields["user_id"])
 
     async def _answer_from_cache(
         self, user_id: str, request: ExecuteRequest, cached: dict[str, Any], started: float

@@ -36,4 +36,4 @@ async def record_feedback(
         await store.set_feedback(session, experience_id, float(rating), comment, reward)
         return reward
 
-    return await db.write(_apply)
+    return await db.write(_apply, owner=user_id)

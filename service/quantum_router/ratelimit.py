@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from quantum_router.settings import Settings
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -20,6 +22,10 @@ class RateLimiter(Protocol):
 
     async def hit(self, principal: str) -> Verdict:
         """Take one token from the principal's bucket."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
         ...
 
 
@@ -44,3 +50,23 @@ class MemoryRateLimiter:
             self._buckets.clear()  # a crude bound; full buckets are the default state anyway
         self._buckets[principal] = (tokens - 1.0, now)
         return Verdict(True)
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+def build_rate_limiter(settings: Settings) -> RateLimiter:
+    """Buckets shared through Redis when it is configured (every replica sees them), else in-process."""
+    if settings.redis_url:
+        from quantum_router.cache.redis_cache import make_client
+        from quantum_router.ratelimit_redis import RedisRateLimiter
+
+        client = make_client(settings.redis_url, settings.redis_cluster, settings.redis_timeout_seconds, 1)
+        return RedisRateLimiter(
+            client,
+            settings.rate_limit_per_minute,
+            settings.rate_limit_burst,
+            settings.cache_key_prefix,
+            4 * settings.redis_timeout_seconds,
+        )
+    return MemoryRateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)

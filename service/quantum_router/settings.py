@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     db_pool_timeout_seconds: float = Field(5.0, gt=0)
     db_statement_timeout_seconds: float = Field(5.0, gt=0)
     db_replica_retry_seconds: float = Field(5.0, gt=0)
+    db_read_your_writes_seconds: float = Field(
+        10.0, ge=0, description="After a principal writes, its reads go to the primary for this long."
+    )
 
     # Cache
     redis_url: str | None = None

@@ -34,3 +34,19 @@ def test_feedback_on_someone_elses_or_a_missing_experience(client: TestClient, a
     assert missing.status_code == 404
     bad = client.post("/v1/feedback", json={"experience_id": experience_id, "rating": 9}, headers=auth)
     assert bad.status_code == 422
+
+
+def test_history_lists_only_the_callers_experiences_newest_first(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    ids = [
+        client.post("/v1/execute", json={**SIMPLE, "prompt": f"p{i}"}, headers=auth).json()["experience_id"]
+        for i in range(3)
+    ]
+    history = client.get("/v1/experiences?limit=2", headers=auth).json()
+    assert [h["experience_id"] for h in history] == ids[::-1][:2]
+    assert history[0]["persona"] == "developer"
+    services = client.app.state.services  # type: ignore[attr-defined]
+    client.portal.call(create_user, services.db, "mallory", "mallory-pass-1", ["user"])  # type: ignore[union-attr]
+    assert client.get("/v1/experiences", headers=login(client, "mallory", "mallory-pass-1")).json() == []
+    assert client.get("/v1/experiences?limit=0", headers=auth).status_code == 422

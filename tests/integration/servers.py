@@ -195,6 +195,12 @@ class PostgresStack(ScriptStack):
         """Wait until the primary takes writes and both replicas stream from it."""
         self.wait(timeout)
 
+    def superuser_dsn(self, name: str) -> str:
+        """A plain libpq DSN for the ``postgres`` superuser on one node (for pausing replay in tests)."""
+        secrets = read_env_file(self.state_dir / "secrets")
+        port = (self.state_dir / "ports").read_text().split()[self.NODE_NAMES.index(name)]
+        return f"postgresql://postgres:{secrets['SU_PASSWORD']}@127.0.0.1:{port}/quantum_router"
+
 
 class StandaloneRedis:
     """One plain (non-cluster) ``redis-server`` on a free loopback port, without persistence."""

@@ -94,6 +94,19 @@ class FeedbackResponse(BaseModel):
     reward: float
 
 
+class ExperienceSummary(BaseModel):
+    experience_id: str
+    created_at: datetime
+    persona: str
+    task_type: str
+    model: str
+    cost_usd: float
+    latency_ms: float
+    cache_hit: bool
+    policy_version: str
+    feedback_rating: float | None
+
+
 class ModelInfo(BaseModel):
     name: str
     provider: str

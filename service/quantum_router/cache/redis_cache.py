@@ -64,7 +64,7 @@ class RedisCache:
         self._prefix = prefix
         self._timeout = operation_timeout if operation_timeout is not None else 4 * socket_timeout
         self.cluster = cluster
-        self._client: Redis | RedisCluster = _make_client(url, cluster, socket_timeout, retries)
+        self._client: Redis | RedisCluster = make_client(url, cluster, socket_timeout, retries)
 
     async def get(self, key: str) -> bytes | None:
         """Return the stored value, or None when absent or expired.
@@ -111,7 +111,7 @@ class RedisCache:
             raise CacheUnavailable(f"redis unavailable: {type(exc).__name__}: {exc}") from exc
 
 
-def _make_client(url: str, cluster: bool, socket_timeout: float, retries: int) -> Redis | RedisCluster:
+def make_client(url: str, cluster: bool, socket_timeout: float, retries: int) -> Redis | RedisCluster:
     """Build the redis-py client; neither kind connects before its first command."""
     options: dict[str, Any] = {
         "socket_timeout": socket_timeout,

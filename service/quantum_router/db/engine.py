@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -22,8 +22,9 @@ from quantum_router.settings import Settings
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Errors that mean "the server is unreachable or overloaded", as opposed to a bug in a query.
-UNAVAILABLE_ERRORS = (OperationalError, PoolTimeout, DBAPIError, OSError, asyncio.TimeoutError)
+# Errors that mean "the server is unreachable, overloaded or timed out", as opposed to a bug in a query
+# (IntegrityError and ProgrammingError are DBAPIErrors too, and must not pass for an outage).
+UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, PoolTimeout, OSError, asyncio.TimeoutError)
 
 
 class DatabaseUnavailable(Exception):
@@ -84,14 +85,27 @@ class Database:
         self._down_until = [0.0] * len(self.replicas)
         self._retry = settings.db_replica_retry_seconds
         self._next = itertools.count()
+        # Principals who wrote recently, and until when their reads stay on the primary.
+        self._pinned: dict[str, float] = {}
+        self._pin_seconds = settings.db_read_your_writes_seconds
 
-    async def write(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        """Run ``work`` in a transaction on the primary and commit it."""
+    async def write(self, work: Callable[[AsyncSession], Awaitable[T]], owner: str | None = None) -> T:
+        """Run ``work`` in a transaction on the primary and commit it; ``owner``'s reads then stay on the
+        primary for a while, so replica lag never hides their own write from them."""
         try:
             async with self.write_session() as session, session.begin():
-                return await work(session)
+                result = await work(session)
         except UNAVAILABLE_ERRORS as exc:
             raise DatabaseUnavailable(f"primary database unavailable: {type(exc).__name__}") from exc
+        if owner is not None and self.replicas:
+            self._pin(owner)
+        return result
+
+    def _pin(self, owner: str) -> None:
+        now = time.monotonic()
+        if len(self._pinned) > 100_000:
+            self._pinned = {k: t for k, t in self._pinned.items() if t > now}
+        self._pinned[owner] = now + self._pin_seconds
 
     async def read_primary(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Read on the primary (read-your-own-writes)."""
@@ -101,9 +115,13 @@ class Database:
         except UNAVAILABLE_ERRORS as exc:
             raise DatabaseUnavailable(f"primary database unavailable: {type(exc).__name__}") from exc
 
-    async def read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        """Read on a healthy replica (round-robin), falling back to the primary when none answers."""
+    async def read(self, work: Callable[[AsyncSession], Awaitable[T]], owner: str | None = None) -> T:
+        """Read on a healthy replica (round-robin), falling back to the primary when none answers.
+
+        Reads of an ``owner`` who wrote within the read-your-writes window go to the primary."""
         now = time.monotonic()
+        if owner is not None and self._pinned.get(owner, 0.0) > now:
+            return await self.read_primary(work)
         n = len(self.replicas)
         start = next(self._next)
         for offset in range(n):

@@ -72,6 +72,17 @@ async def set_feedback(
     )
 
 
+async def recent_experiences(session: AsyncSession, user_id: str, limit: int) -> Sequence[Experience]:
+    """A user's newest experiences first."""
+    query = (
+        select(Experience)
+        .where(Experience.user_id == user_id)
+        .order_by(Experience.created_at.desc(), Experience.id)
+        .limit(limit)
+    )
+    return (await session.execute(query)).scalars().all()
+
+
 async def experiences_since(
     session: AsyncSession, since: datetime | None, limit: int, cache_hits: bool = False
 ) -> Sequence[Experience]:

@@ -31,13 +31,13 @@ class TrainConfig:
     cost_weight: float = 0.1  # reward penalty, quality units per normalised cost (1.0 = most expensive)
     hidden: list[int] = field(default_factory=lambda: [64])
     activation: str = "relu"
-    lr: float = 1e-3
+    lr: float = 1e-3  # decays linearly to a tenth by the last step: late updates then average out noise
     batch_size: int = 128
     rollout_fragment_length: int = 64
     num_envs_per_env_runner: int = 4
     # Replayed / sampled experiences. Sampling costs about 1 ms of RLlib overhead per one-step episode, an
     # update of 128 about 10 ms, so re-using each experience several times is the cheap way to learn more.
-    training_intensity: float = 16.0
+    training_intensity: float = 8.0
     buffer_capacity: int = 100_000
     epsilon_start: float = 1.0
     # Exploration stays high: the goal is an accurate Q for every model (the knob re-ranks them later),
@@ -95,7 +95,7 @@ def build_config(problem: Problem, config: TrainConfig) -> Any:
         )
         .learners(num_learners=config.num_learners)
         .training(
-            lr=config.lr,
+            lr=[[0, config.lr], [max(1, config.steps), config.lr / 10.0]],
             train_batch_size_per_learner=config.batch_size,
             training_intensity=config.training_intensity,
             num_steps_sampled_before_learning_starts=config.batch_size,

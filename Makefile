@@ -27,6 +27,11 @@ run: export QR_ADMIN_PASSWORD ?= quantum-local-admin
 run: $(VENV)/.synced
 	$(VENV)/bin/quantum-router serve
 
+# The service on Redis Cluster and PostgreSQL with two read replicas, all on free loopback ports.
+run-stack: export QR_ADMIN_PASSWORD ?= quantum-local-admin
+run-stack: $(VENV)/.synced
+	scripts/run-stack.sh
+
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check service tests e2e bench
 	$(VENV)/bin/ruff format --check service tests e2e bench

@@ -48,7 +48,9 @@ def wait_http(url: str, timeout: float = 60) -> None:
 
 @contextmanager
 def process(args: list[str], env: dict[str, str], ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(args, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        args, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         wait_http(ready_url)
         yield proc
@@ -66,7 +68,7 @@ def rss_mb(pid: int) -> float:
 
 def percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
-    p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
     return {"n": len(samples), "median_ms": statistics.median(ordered), "p99_ms": p99}
 
 
@@ -93,7 +95,7 @@ def decision_alone(n: int) -> list[float]:
     catalog = load_catalog(settings.catalog_file)
     policy = load_policy(settings.policy_file)
     rng = random.Random(0)
-    words = "design review the cache layer for race conditions and write tests in python".split()
+    words = ["design", "review", "the", "cache", "layer", "for", "race", "conditions", "and", "tests"]
     prompts = [" ".join(rng.choices(words, k=rng.choice([10, 100, 1000, 5000]))) for _ in range(64)]
     allowed = set(catalog.model_names)
     samples = []
@@ -119,7 +121,9 @@ def service_env(port: int, db: Path, extra: dict[str, str]) -> dict[str, str]:
 
 
 def login(client: httpx.Client) -> dict[str, str]:
-    token = client.post("/v1/auth/login", json={"username": "admin", "password": PASSWORD}).json()["access_token"]
+    token = client.post("/v1/auth/login", json={"username": "admin", "password": PASSWORD}).json()[
+        "access_token"
+    ]
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -127,28 +131,44 @@ def bench_embedded(tmp: Path, args: argparse.Namespace) -> dict[str, dict[str, f
     port = free_port()
     serve = [sys.executable, "-m", "quantum_router.cli", "serve"]
     results: dict[str, dict[str, float]] = {}
-    with process(serve, service_env(port, tmp / "embedded.db", {}), f"http://127.0.0.1:{port}/v1/health"), \
-            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+    with (
+        process(serve, service_env(port, tmp / "embedded.db", {}), f"http://127.0.0.1:{port}/v1/health"),
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client,
+    ):
         auth = login(client)
         results["GET /v1/health"] = percentiles(timed(args.n, lambda: client.get("/v1/health")))
         results["GET /v1/capabilities"] = percentiles(timed(args.n, lambda: client.get("/v1/capabilities")))
         creds = {"username": "admin", "password": PASSWORD}
-        results["POST /v1/auth/login"] = percentiles(timed(args.n_login, lambda: client.post("/v1/auth/login", json=creds)))
+        results["POST /v1/auth/login"] = percentiles(
+            timed(args.n_login, lambda: client.post("/v1/auth/login", json=creds))
+        )
         counter = iter(range(10**9))
 
         def simple() -> httpx.Response:
-            body = {"prompt": f"Write a function number {next(counter)}", "persona": "developer",
-                    "task_type": "code_generation"}
+            body = {
+                "prompt": f"Write a function number {next(counter)}",
+                "persona": "developer",
+                "task_type": "code_generation",
+            }
             return client.post("/v1/execute", json=body, headers=auth)
 
         def complex_() -> httpx.Response:
-            body = {"prompt": f"Review module {next(counter)} for races", "persona": "architect",
-                    "task_type": "code_analysis"}
+            body = {
+                "prompt": f"Review module {next(counter)} for races",
+                "persona": "architect",
+                "task_type": "code_analysis",
+            }
             return client.post("/v1/execute", json=body, headers=auth)
 
         results["POST /v1/execute simple (simulated fleet)"] = percentiles(timed(args.n_exec, simple))
-        results["POST /v1/execute complex, 3 variations (simulated)"] = percentiles(timed(args.n_exec, complex_))
-        hit = {"prompt": "Write a function that reverses a list", "persona": "developer", "task_type": "code_generation"}
+        results["POST /v1/execute complex, 3 variations (simulated)"] = percentiles(
+            timed(args.n_exec, complex_)
+        )
+        hit = {
+            "prompt": "Write a function that reverses a list",
+            "persona": "developer",
+            "task_type": "code_generation",
+        }
         client.post("/v1/execute", json=hit, headers=auth)
         results["POST /v1/execute cache hit"] = percentiles(
             timed(args.n, lambda: client.post("/v1/execute", json=hit, headers=auth))
@@ -160,14 +180,21 @@ def bench_overhead(tmp: Path, args: argparse.Namespace) -> tuple[dict[str, dict[
     """The same completions direct to the stub and through the router, alternating, in one run."""
     stub_port = free_port()
     stub_code = (
-        "import sys, uvicorn; sys.path.insert(0, %r); from tests.openai_stub import StubServer; "
-        "StubServer(port=%d).start(); import time; time.sleep(10**6)"
-    ) % (str(ROOT), stub_port)
+        f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from tests.openai_stub import StubServer; "
+        f"StubServer(port={stub_port}).start(); time.sleep(10**6)"
+    )
     catalog = {
         "personas": ["developer"],
         "task_types": ["code_generation"],
-        "models": [{"name": "upstream", "provider": "openai", "cost_per_1k_tokens": 0.001,
-                    "base_url": f"http://127.0.0.1:{stub_port}/v1", "upstream_model": "fast"}],
+        "models": [
+            {
+                "name": "upstream",
+                "provider": "openai",
+                "cost_per_1k_tokens": 0.001,
+                "base_url": f"http://127.0.0.1:{stub_port}/v1",
+                "upstream_model": "fast",
+            }
+        ],
     }
     catalog_path = tmp / "stub-catalog.yaml"
     catalog_path.write_text(yaml.safe_dump(catalog))
@@ -177,21 +204,31 @@ def bench_overhead(tmp: Path, args: argparse.Namespace) -> tuple[dict[str, dict[
     stub_ready = f"http://127.0.0.1:{stub_port}/"
     direct: list[float] = []
     routed: list[float] = []
-    with process([sys.executable, "-c", stub_code], {}, stub_ready), \
-            process(serve, env, f"http://127.0.0.1:{port}/v1/health") as service, \
-            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client, \
-            httpx.Client(base_url=f"http://127.0.0.1:{stub_port}/v1", timeout=60) as upstream:
+    with (
+        process([sys.executable, "-c", stub_code], {}, stub_ready),
+        process(serve, env, f"http://127.0.0.1:{port}/v1/health") as service,
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client,
+        httpx.Client(base_url=f"http://127.0.0.1:{stub_port}/v1", timeout=60) as upstream,
+    ):
         auth = login(client)
         chat = {"model": "fast", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}
         for i in range(args.n_overhead):
             direct += timed(1, lambda: upstream.post("/chat/completions", json=chat))
-            body = {"prompt": f"prompt {i}", "persona": "developer", "task_type": "code_generation",
-                    "options": {"bypass_cache": True}}
-            routed += timed(1, lambda: client.post("/v1/execute", json=body, headers=auth))
+            body = {
+                "prompt": f"prompt {i}",
+                "persona": "developer",
+                "task_type": "code_generation",
+                "options": {"bypass_cache": True},
+            }
+            routed += timed(1, lambda body=body: client.post("/v1/execute", json=body, headers=auth))
         # Memory after 10,000 requests in all: a mix of cache misses and hits.
         total = 2 * args.n_overhead
         while total < args.n_memory:
-            body = {"prompt": f"prompt {total % 2000}", "persona": "developer", "task_type": "code_generation"}
+            body = {
+                "prompt": f"prompt {total % 2000}",
+                "persona": "developer",
+                "task_type": "code_generation",
+            }
             client.post("/v1/execute", json=body, headers=auth)
             total += 1
         memory = rss_mb(service.pid)
@@ -221,7 +258,9 @@ def main() -> int:
     print(f"\nrouter overhead (median through router - median direct): {overhead:.3f} ms")
     print(f"service RSS after {args.n_memory} requests: {memory:.1f} MB")
     if args.json:
-        args.json.write_text(json.dumps({"latency": results, "overhead_ms": overhead, "rss_mb": memory}, indent=2))
+        args.json.write_text(
+            json.dumps({"latency": results, "overhead_ms": overhead, "rss_mb": memory}, indent=2)
+        )
     return 0
 
 

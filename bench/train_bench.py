@@ -1,0 +1,150 @@
+"""Benchmark of the learning pipeline: training cost, throughput, inference latency and routing quality.
+
+Trains RLlib DQN on the RouteLLM MMLU data (seeded random split and split by subject), evaluates the policy
+against the baselines on the held-out prompts and times the numpy forward pass the service uses.
+
+    RAY_AUTH_MODE=disabled .venv/bin/python bench/train_bench.py [--data DIR] [--steps N] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from quantum_router.features import extract
+from quantum_router.learning.datasets import (
+    feature_spec_for_dataset,
+    load_dataset,
+    model_costs_per_1k,
+    split_dataset,
+    to_problem,
+)
+from quantum_router.learning.evaluate import evaluate, format_table
+from quantum_router.learning.train import TrainConfig, train_policy
+from quantum_router.policy import Policy
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def inference_latency(
+    policy: Policy, prompts: list[str], task_types: list[str], n: int = 5000
+) -> dict[str, float]:
+    """p50/p99 in ms of one request: the numpy Q forward alone, and feature extraction plus forward."""
+    spec = policy.feature_spec
+    rows = [extract(p, "", t, spec) for p, t in zip(prompts[:n], task_types[:n], strict=True)]
+    forward, full = [], []
+    for prompt, task, x in zip(prompts[:n], task_types[:n], rows, strict=True):
+        t0 = time.perf_counter()
+        int(np.argmax(policy.q_values(x)))
+        t1 = time.perf_counter()
+        int(np.argmax(policy.q_values(extract(prompt, "", task, spec))))
+        t2 = time.perf_counter()
+        forward.append(t1 - t0)
+        full.append(t2 - t1)
+    ms = 1000.0
+    return {
+        "forward_p50_ms": float(np.percentile(forward, 50) * ms),
+        "forward_p99_ms": float(np.percentile(forward, 99) * ms),
+        "features_and_forward_p50_ms": float(np.percentile(full, 50) * ms),
+        "features_and_forward_p99_ms": float(np.percentile(full, 99) * ms),
+    }
+
+
+def feature_probe(data_dir: Path, seed: int) -> dict[str, dict[str, float]]:
+    """APGR of a ridge regression of the strong-minus-weak gain on feature-spec variants (no Ray).
+
+    A cheap upper-bound check: if a full-information linear model cannot rank prompts on these features,
+    a bandit learner that sees one outcome per step will not either.
+    """
+    from quantum_router.features import FeatureSpec
+    from quantum_router.learning.evaluate import prior_scores
+    from quantum_router.learning.experience import fit_ridge
+    from quantum_router.learning.metrics import apgr, two_model_curve
+
+    data = load_dataset(data_dir)
+    subjects = tuple(sorted(set(data.task_types)))
+    fine_bins = (100, 150, 200, 300, 400, 600, 900, 1400, 2000, 3000)
+    specs = {
+        "default (512 buckets, 1-2 grams)": FeatureSpec((), subjects),
+        "finer length bins": FeatureSpec((), subjects, length_bins=fine_bins),
+        "1024 buckets, unigrams": FeatureSpec((), subjects, ngram_buckets=1024, ngram_max=1),
+        "2048 buckets": FeatureSpec((), subjects, ngram_buckets=2048),
+        "16 buckets (about subject only)": FeatureSpec((), subjects, ngram_buckets=16),
+    }
+    out: dict[str, dict[str, float]] = {}
+    for how in ("random", "subject"):
+        train, test = split_dataset(data, how, seed)
+        for name, spec in specs.items():
+            a, b = to_problem(train, spec, [0.0, 1.0]), to_problem(test, spec, [0.0, 1.0])
+            gain = (a.quality[:, 1] - a.quality[:, 0]).astype(np.float64)
+            coef = fit_ridge(a.features.astype(np.float64), gain, np.ones(len(gain)), 30.0)
+            scores = np.hstack([b.features, np.ones((len(b), 1))]) @ coef
+            value = apgr(two_model_curve(scores, b.quality[:, 0], b.quality[:, 1]))
+            out.setdefault(how, {})[f"ridge, {name}"] = round(value, 3)
+        prior = prior_scores(to_problem(train, specs["default (512 buckets, 1-2 grams)"], [0.0, 1.0]), b)
+        out[how]["per-subject prior"] = round(
+            apgr(two_model_curve(prior[:, 1] - prior[:, 0], b.quality[:, 0], b.quality[:, 1])), 3
+        )
+        print(how, json.dumps(out[how], indent=1))
+    return out
+
+
+def main() -> int:
+    """Run the benchmark; prints tables and writes a JSON summary."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    default_data = os.environ.get("QR_DATA_DIR") or str(REPO.parent / "shared" / "data" / "routellm-mmlu")
+    parser.add_argument("--data", default=default_data)
+    parser.add_argument("--steps", type=int, default=TrainConfig().steps)
+    parser.add_argument("--hidden", default="64")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--splits", default="random,subject")
+    parser.add_argument("--json", default="bench/train_bench.json")
+    parser.add_argument("--probe", action="store_true", help="only the ridge feature probe (no Ray)")
+    args = parser.parse_args()
+    if args.probe:
+        feature_probe(Path(args.data), args.seed)
+        return 0
+
+    data = load_dataset(Path(args.data))
+    spec = feature_spec_for_dataset(data)
+    costs = model_costs_per_1k(data.models, {})
+    summary: dict[str, Any] = {"steps": args.steps, "hidden": args.hidden, "seed": args.seed, "splits": {}}
+    for how in args.splits.split(","):
+        train, test = split_dataset(data, how, args.seed)
+        train_problem, test_problem = to_problem(train, spec, costs), to_problem(test, spec, costs)
+        config = TrainConfig(
+            steps=args.steps, hidden=[int(h) for h in args.hidden.split(",")], seed=args.seed
+        )
+        result = train_policy(train_problem, config, info={"split": how, "seed": args.seed})
+        reports = evaluate(test_problem, train_problem, result.policy, config.cost_weight, args.seed)
+        print(f"\n== {how} split: {len(train)} train / {len(test)} test prompts ==")
+        print(format_table(reports))
+        timing = {
+            "seconds_total": result.seconds_total,
+            "seconds_training": result.seconds_training,
+            "env_steps": result.env_steps,
+            "learner_updates": result.learner_updates,
+            "learner_update_ms": result.learner_update_ms,
+            "batch_size": config.batch_size,
+            "learner_ms_per_experience": result.ms_per_experience,
+            "experiences_per_second": result.experiences_per_second,
+            "timers_s": result.timers,
+        }
+        print(json.dumps(timing, indent=1))
+        summary["splits"][how] = {"timing": timing, "routers": {r.name: r.to_dict() for r in reports}}
+        if "latency" not in summary:
+            summary["latency"] = inference_latency(result.policy, test.prompts, test.task_types)
+            print(json.dumps(summary["latency"], indent=1))
+    Path(args.json).write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run run-stack test unit lint fmt bench e2e cluster-up cluster-down clean
+.PHONY: run run-stack venv test unit lint fmt bench bench-stack e2e cluster-up cluster-down clean
 
 $(UV):
 	python3 -m venv $(QR_CACHE)/uv-$(UV_VERSION)
@@ -52,7 +52,10 @@ e2e: $(VENV)/.synced
 	$(VENV)/bin/pytest -m e2e $(PYTEST_ARGS)
 
 bench: $(VENV)/.synced
-	$(PY) bench/service_bench.py
+	$(PY) -m bench.service_bench
+
+bench-stack: $(VENV)/.synced
+	$(PY) -m bench.stack_bench
 
 cluster-up:
 	@e2e/controlplane/cluster.sh up

@@ -1,7 +1,7 @@
 """Latency of every endpoint on the embedded defaults, the routing decision alone, the router's overhead
 over an OpenAI-compatible upstream, and the service's resident memory after 10,000 requests.
 
-Run with ``make bench`` (or ``.venv/bin/python bench/service_bench.py``). It starts its own service and stub
+Run with ``make bench`` (or ``.venv/bin/python -m bench.service_bench``). It starts its own service and stub
 processes on free loopback ports and stops them at the end. Results are printed as a Markdown table.
 """
 

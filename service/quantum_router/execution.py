@@ -43,6 +43,18 @@ class ExecuteRequest:
     max_tokens: int = 1024
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A fresh answer: what the client sees (``public``) and what the experience log needs."""
+
+    public: dict[str, Any]
+    features: FloatArray
+    decision: Decision
+    quality: float
+    cost_penalty: float
+    latency_penalty: float
+
+
 class UpstreamFailure(Exception):
     """No variation produced an answer. ``timed_out`` is True when every failure was a timeout."""
 
@@ -120,10 +132,10 @@ class ExecutionService:
         answer = await self._run(request, count, started)
         experience_id = await self._record(user_id, request, answer)
         # A bypassed lookup still refreshes the entry, so the next caller gets the new answer.
-        await self._cache_set(key, answer["public"])
-        return {**answer["public"], "cache": "miss", "experience_id": experience_id}
+        await self._cache_set(key, answer.public)
+        return {**answer.public, "cache": "miss", "experience_id": experience_id}
 
-    async def _run(self, request: ExecuteRequest, count: int, started: float) -> dict[str, Any]:
+    async def _run(self, request: ExecuteRequest, count: int, started: float) -> Answer:
         t0 = time.perf_counter()
         features, decision = self.route(request)
         self._metrics.decision_seconds.observe(time.perf_counter() - t0)
@@ -150,7 +162,7 @@ class ExecutionService:
         decision: Decision,
         outcomes: list[VariationOutcome],
         started: float,
-    ) -> dict[str, Any]:
+    ) -> Answer:
         for o in outcomes:
             outcome = "ok" if o.ok else ("timeout" if o.timed_out else "error")
             self._metrics.variations.labels(o.model, outcome).inc()
@@ -196,13 +208,8 @@ class ExecutionService:
             "latency_ms": round(latency_ms, 3),
             "policy_version": self._policies.current.version,
         }
-        return {
-            "public": public,
-            "features": features,
-            "decision": decision,
-            "quality": quality,
-            "penalties": self.penalties(winner.model, latency_ms),
-        }
+        cost_penalty, latency_penalty = self.penalties(winner.model, latency_ms)
+        return Answer(public, features, decision, quality, cost_penalty, latency_penalty)
 
     def penalties(self, model: str, latency_ms: float) -> tuple[float, float]:
         """(cost weight x model cost per 1k tokens, latency weight x seconds): the prior's reward units."""
@@ -210,25 +217,25 @@ class ExecutionService:
         weight = self._settings.cost_weight if self._settings.cost_weight is not None else policy.cost_weight
         return weight * self._costs.get(model, 0.0), self._settings.latency_weight * latency_ms / 1000
 
-    async def _record(self, user_id: str, request: ExecuteRequest, answer: dict[str, Any]) -> str:
-        decision: Decision = answer["decision"]
-        public = answer["public"]
+    async def _record(self, user_id: str, request: ExecuteRequest, answer: Answer) -> str:
+        decision = answer.decision
+        public = answer.public
         fields = {
             "user_id": user_id,
             "prompt_hash": hashlib.sha256(request.prompt.encode()).hexdigest(),
             "persona": request.persona,
             "task_type": request.task_type,
-            "features": sparse_features(answer["features"]),
+            "features": sparse_features(answer.features),
             "action": decision.chosen,
             "propensity": decision.propensity,
             "explored": decision.explored,
             "variations": public["variations"],
-            "quality": answer["quality"],
+            "quality": answer.quality,
             "cost_usd": public["cost_usd"],
             "latency_ms": public["latency_ms"],
-            "cost_penalty": answer["penalties"][0],
-            "latency_penalty": answer["penalties"][1],
-            "reward": answer["quality"] - sum(answer["penalties"]),
+            "cost_penalty": answer.cost_penalty,
+            "latency_penalty": answer.latency_penalty,
+            "reward": answer.quality - answer.cost_penalty - answer.latency_penalty,
             "cache_hit": False,
             "policy_version": public["policy_version"],
         }

@@ -40,8 +40,10 @@ class RoutingBanditEnv(gym.Env[Obs, np.int64]):
         low, high = float(self._features.min()), float(self._features.max())
         self.observation_space = gym.spaces.Box(low, high, shape=(dim,), dtype=np.float32)
         self.action_space = gym.spaces.Discrete(self._rewards.shape[1])
-        # Each env copy gets its own stream; RLlib also calls reset(seed=...) when config.seed is set.
-        self._rng = np.random.default_rng(config.get("seed"))
+        # RLlib hands an EnvContext; its worker index keeps copies on different runners apart, since
+        # RLlib seeds sub-env i of runner w with seed + w + i and those sums collide across runners.
+        self._worker = int(getattr(config, "worker_index", 0))
+        self._rng = np.random.default_rng([config.get("seed") or 0, self._worker])
         self._row = 0
 
     def reset(
@@ -50,7 +52,7 @@ class RoutingBanditEnv(gym.Env[Obs, np.int64]):
         """Start an episode on a random context."""
         super().reset(seed=seed)
         if seed is not None:
-            self._rng = np.random.default_rng(seed)
+            self._rng = np.random.default_rng([seed, self._worker])
         self._row = int(self._rng.integers(len(self._features)))
         return self._features[self._row], {"row": self._row}
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Local Kubernetes control plane for tests: etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler and kwok (fake nodes), built from pinned sources, no Docker.
 #   cluster.sh build | up | down | status
@@ -6,7 +7,6 @@
 # State:     ${QR_CLUSTER_DIR:-${TMPDIR:-/tmp}/quantum-router-cluster}
 # Progress goes to stderr; stdout ends with `export KUBECONFIG=...` and `export PATH=...`.
 set -euo pipefail
-# shellcheck source-path=SCRIPTDIR
 
 CP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 QR_CACHE=${QR_CACHE:-$HOME/.cache/quantum-router}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from quantum_router.learning.train import TrainConfig, train_policy
+from quantum_router.learning.experience import LoggedExperience
+from quantum_router.learning.train import TrainConfig, train_from_log, train_policy
 from quantum_router.policy import policy_from_bytes
 
 from .conftest import synthetic_problem
@@ -26,3 +27,24 @@ def test_dqn_beats_random_on_held_out_contexts() -> None:
     assert result.env_steps >= 4000 and result.learner_updates > 200
     assert policy.info["dataset"] == "synthetic" and policy.info["env_steps"] == result.env_steps
     assert policy.version.startswith("dqn-")
+
+
+def test_train_from_experience_log_learns_the_logged_best_model() -> None:
+    problem, _ = synthetic_problem(1500, seed=3)
+    task = problem.features[:, 8:12].argmax(axis=1)
+    best = task % 3  # linear in the task one-hot, so the per-model ridge reward model can represent it
+    rng = np.random.default_rng(0)
+    log = []
+    for i in range(len(problem)):
+        action = int(rng.integers(3))  # uniform logging policy
+        quality = 0.9 if action == best[i] else 0.2
+        log.append(
+            LoggedExperience(
+                features=problem.features[i], action=problem.models[action], propensity=1 / 3, quality=quality
+            )
+        )
+    config = TrainConfig(steps=2000, hidden=[16], lr=3e-3, batch_size=128, training_intensity=16.0, seed=0)
+    result = train_from_log(log, problem.feature_spec, problem.models, [0.001, 0.002, 0.003], config)
+    assert result.policy.info["source"] == "experience log" and result.policy.info["experiences"] == len(log)
+    chosen = result.policy.q_values(problem.features).argmax(axis=1)
+    assert (chosen == best).mean() > 0.9

@@ -47,3 +47,12 @@ def test_train_then_eval_policy_on_held_out_prompts(
     assert 0.0 <= out["apgr"] <= 1.5 and sum(out["calls"].values()) == pytest.approx(1.0)
     assert set(out["routers"]) == {"policy", "random", "cheapest", "best-single", "prior", "oracle"}
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_unknown_model_price_is_an_error_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "tiny.csv"
+    data.write_text("prompt,model-x,model-y\nq1,True,False\nq2,False,True\n", encoding="utf-8")
+    assert eval_main(["--dataset", str(data)]) == 2
+    assert "--cost model-x=USD_PER_MILLION_TOKENS" in capsys.readouterr().err
+    assert eval_main(["--dataset", str(data), "--cost", "model-x=1", "--cost", "model-y=5", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["test_rows"] == 1

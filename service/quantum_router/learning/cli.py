@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,9 +110,26 @@ def _split(
     return train, test, how, seed, frac
 
 
+def _guarded(prog: str, run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    # Bad input (unknown model, missing price, malformed CSV or artifact) is a message, not a traceback.
+    try:
+        return run(args)
+    except (ValueError, OSError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+
+
 def train_main(argv: list[str]) -> int:
     """``quantum-router train``: train on a dataset's training split and write the policy artifact."""
-    args = train_parser().parse_args(argv)
+    return _guarded("train", _train, train_parser().parse_args(argv))
+
+
+def eval_main(argv: list[str]) -> int:
+    """``quantum-router eval``: metrics of a policy (if given) and the baselines on the held-out split."""
+    return _guarded("eval", _eval, eval_parser().parse_args(argv))
+
+
+def _train(args: argparse.Namespace) -> int:
     path = _dataset_path(args.dataset)
     if path is None:
         print("train: no --dataset and QR_DATA_DIR is not set", file=sys.stderr)
@@ -156,9 +174,7 @@ def train_main(argv: list[str]) -> int:
     return 0
 
 
-def eval_main(argv: list[str]) -> int:
-    """``quantum-router eval``: metrics of a policy (if given) and the baselines on the held-out split."""
-    args = eval_parser().parse_args(argv)
+def _eval(args: argparse.Namespace) -> int:
     policy: Policy | None = load_policy(Path(args.policy)) if args.policy else None
     data = load_dataset(Path(args.dataset))
     train, test, how, seed, _ = _split(data, args, policy.info if policy else {})

@@ -116,8 +116,10 @@ def main() -> int:
         tmp = Path(tmp_dir)
         tmp.chmod(0o755)
         redis_dir, pg_dir = tmp / "redis", tmp / "pg"
-        subprocess.run([ROOT / "scripts/redis-cluster.sh", "--dir", redis_dir, "start"], check=True)
-        subprocess.run([ROOT / "scripts/postgres-replicas.sh", "--dir", pg_dir, "start"], check=True)
+        # The scripts print the URLs (with the stack's throw-away passwords); keep them out of the report.
+        quiet = {"check": True, "stdout": subprocess.DEVNULL}
+        subprocess.run([ROOT / "scripts/redis-cluster.sh", "--dir", redis_dir, "start"], **quiet)
+        subprocess.run([ROOT / "scripts/postgres-replicas.sh", "--dir", pg_dir, "start"], **quiet)
         try:
             stack = {
                 **read_env(redis_dir / "env"),

@@ -103,7 +103,11 @@ def _parser() -> argparse.ArgumentParser:
     key = apikey.add_parser("create", help="create an API key for a user and print it once")
     key.add_argument("username")
     key.add_argument("--name", default="default")
-    sub.add_parser("train", help="train a routing policy (see quantum-router train --help)", add_help=False)
+    sub.add_parser(
+        "train",
+        help="train a policy on a dataset (train --help) or the experience log (train --from-log --help)",
+        add_help=False,
+    )
     sub.add_parser("eval", help="evaluate a policy or the baselines", add_help=False)
     sub.add_parser(
         "ray-serve", help="deploy the Ray Serve app that runs variations on a Ray cluster", add_help=False
@@ -118,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         from quantum_router.executors import ray_serve_app
 
         return ray_serve_app.main(argv[1:])
+    if argv[:1] == ["train"] and "--from-log" in argv:
+        from quantum_router import log_training
+
+        return log_training.main([a for a in argv[1:] if a != "--from-log"], get_settings())
     if argv and argv[0] in ("train", "eval"):
         from quantum_router.learning import cli as learning_cli
 

@@ -199,7 +199,10 @@ class ExecutionService:
         latency_ms = (time.perf_counter() - started) * 1000
         winner = ok[best]
         assert winner.completion is not None
-        quality = scores[best]
+        # The logged action is the policy's choice, so its quality is that model's own answer: a choice that
+        # failed and was rescued by a fallback must not be credited with the fallback's answer.
+        own = [i for i, o in enumerate(ok) if o.model == decision.chosen and o.plan.model == decision.chosen]
+        quality = max((scores[i] for i in own), default=0.0)
         public = {
             "answer": winner.completion.text,
             "model": winner.model,

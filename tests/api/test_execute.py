@@ -108,3 +108,27 @@ def test_all_providers_failing_is_503_and_timeouts_are_504(client_factory: Clien
     slow = client.post("/v1/execute", json={**SIMPLE, "options": {"model": "slow"}}, headers=auth)
     assert slow.status_code == 504
     assert slow.json()["reason"] == "upstream_timeout"
+
+
+def test_a_failed_choice_is_logged_with_zero_quality_even_when_a_fallback_answers(client: TestClient) -> None:
+    from quantum_router.db.models import Experience
+    from quantum_router.routing import Decision
+
+    services = client.app.state.services  # type: ignore[attr-defined]
+    execution = services.execution
+    original = execution.route
+
+    def route_to_broken(request: object) -> tuple[object, Decision]:
+        features, _ = original(request)
+        return features, Decision("broken", ["broken", "cheap", "strong"], 1.0, False, {"broken": 0.5})
+
+    execution.route = route_to_broken
+    result = client.post("/v1/execute", json=SIMPLE, headers=login(client)).json()
+    assert result["model"] == "cheap"
+
+    async def _logged() -> tuple[str, float]:
+        async with services.db.write_session() as session:
+            row = await session.get(Experience, result["experience_id"])
+            return row.action, row.quality
+
+    assert client.portal.call(_logged) == ("broken", 0.0)  # type: ignore[union-attr]

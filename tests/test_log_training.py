@@ -1,0 +1,61 @@
+"""Training on the service's own experience log, published to the running service."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from quantum_router.policy import load_policy
+from tests.conftest import ClientFactory, login
+
+pytestmark = pytest.mark.integration
+
+
+def test_policy_trained_on_the_log_is_published_and_served(
+    client_factory: ClientFactory, tmp_path: Path
+) -> None:
+    # Explore a lot so every model gets logged outcomes to learn from.
+    client: TestClient = client_factory(epsilon=0.6, policy_poll_seconds=0.2)
+    auth = login(client)
+    for i in range(60):
+        body = {"prompt": f"task {i}", "persona": "developer", "task_type": ("chat", "code_analysis")[i % 2]}
+        assert client.post("/v1/execute", json=body, headers=auth).status_code == 200
+    history = client.get("/v1/experiences?limit=200", headers=auth).json()
+    assert (
+        client.post(
+            "/v1/feedback", json={"experience_id": history[0]["experience_id"], "rating": 5}, headers=auth
+        ).status_code
+        == 200
+    )
+
+    output = tmp_path / "from-log.npz"
+    env = {
+        "QR_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'router.db'}",
+        "QR_CATALOG_FILE": str(Path(__file__).parent / "data" / "catalog.yaml"),
+        "RAY_AUTH_MODE": "disabled",
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "quantum_router.cli", "train", "--from-log", "--steps", "1500", "--output",
+         str(output), "--publish", "--version", "log-test-1"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "on 60 experiences" in result.stdout
+    policy = load_policy(output)
+    assert policy.version == "log-test-1"
+    assert policy.models == ["cheap", "strong", "broken", "slow"]
+
+    deadline = time.monotonic() + 10
+    while client.get("/v1/capabilities").json()["policy_version"] != "log-test-1":
+        assert time.monotonic() < deadline, "the service did not load the policy trained on its log"
+        time.sleep(0.1)
+    served = client.post(
+        "/v1/execute", json={"prompt": "new", "persona": "developer", "task_type": "chat"}, headers=auth
+    ).json()
+    assert served["policy_version"] == "log-test-1"

@@ -27,26 +27,16 @@ from bench.service_bench import ROOT, free_port, login, percentiles, process, rs
 SERVE = [sys.executable, "-m", "quantum_router.cli", "serve"]
 
 
-def ray_rss_mb() -> float:
-    """Sum of the resident memory of every Ray process on the machine."""
+def session_rss_mb(session: int) -> float:
+    """Sum of the resident memory of every process in one session (the Ray driver started its own)."""
     total = 0.0
-    for status in Path("/proc").glob("[0-9]*/status"):
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            text = status.read_text()
-            cmdline = (status.parent / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) == session:  # field 6 of stat: the session id
+                total += rss_mb(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
             continue
-        if "ray" in cmdline and (
-            "raylet" in cmdline
-            or "gcs_server" in cmdline
-            or "ray::" in text
-            or "ray/_private" in cmdline
-            or "ray/dashboard" in cmdline
-            or "ray-serve" in cmdline
-        ):
-            for line in text.splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) / 1024
     return total
 
 
@@ -125,7 +115,7 @@ def main() -> int:
                         }
                         lat_a += timed(1, lambda body=body: a.post("/v1/execute", json=body, headers=auth_a))
                         lat_b += timed(1, lambda body=body: b.post("/v1/execute", json=body, headers=auth_b))
-                    mem_a, mem_b, mem_ray = rss_mb(proc_a.pid), rss_mb(proc_b.pid), ray_rss_mb()
+                    mem_a, mem_b, mem_ray = rss_mb(proc_a.pid), rss_mb(proc_b.pid), session_rss_mb(ray.pid)
             finally:
                 os.killpg(ray.pid, signal.SIGINT)
                 try:

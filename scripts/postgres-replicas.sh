@@ -27,13 +27,14 @@ START_TIMEOUT="${QR_PG_START_TIMEOUT:-120}"
 PG_USER=""
 BINDIR=""
 
-log() { printf 'postgres-replicas: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
 usage() {
     sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
+
+SCRIPT_NAME=postgres-replicas
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 find_bindir() {
     local d
@@ -50,11 +51,7 @@ find_bindir() {
 
 ensure_postgres() {
     if BINDIR=$(find_bindir); then return; fi
-    [[ $(id -u) -eq 0 ]] || die "PostgreSQL server binaries not found and installing them needs root"
-    log "installing postgresql with apt-get"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q >&2
-    apt-get install -y -q postgresql >&2
+    apt_install postgresql
     BINDIR=$(find_bindir) || die "initdb still missing after apt-get install postgresql"
 }
 
@@ -86,29 +83,6 @@ prepare_state_dir() {
         chown "$PG_USER:" "$STATE_DIR" "$STATE_DIR/logs"
         as_pg test -w "$STATE_DIR" 2>/dev/null \
             || die "user $PG_USER cannot reach $STATE_DIR (a parent directory is private?); use a dir under /tmp"
-    fi
-}
-
-# A port is free when we can bind it on 127.0.0.1 ourselves (probing by connecting would miss
-# bound-but-not-listening sockets). SO_REUSEADDR like the servers use, so the TIME_WAIT leftovers of
-# a node we just stopped do not make its own port look taken.
-port_free() {
-    local port=$1
-    if command -v python3 >/dev/null; then
-        python3 - "$port" <<'EOF' 2>/dev/null
-import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-try:
-    s.bind(("127.0.0.1", int(sys.argv[1])))
-except OSError:
-    sys.exit(1)
-finally:
-    s.close()
-EOF
-    else
-        # Without python3 the best we can do is "nobody listens there".
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 1; fi
     fi
 }
 
@@ -373,35 +347,16 @@ cmd_status() {
 }
 
 main() {
-    local args=() timeout=""
-    while (($#)); do
-        case $1 in
-            --dir) STATE_DIR=${2:?--dir needs a value}; shift 2 ;;
-            --dir=*) STATE_DIR=${1#--dir=}; shift ;;
-            --timeout) timeout=${2:?--timeout needs a value}; shift 2 ;;
-            -h|--help) usage ;;
-            *) args+=("$1"); shift ;;
-        esac
-    done
-    ((${#args[@]})) || usage
-    STATE_DIR=$(realpath -m "$STATE_DIR")
-    if [[ ! -d $STATE_DIR && ${args[0]} != start ]]; then
-        log "no stack in $STATE_DIR"
-        [[ ${args[0]} == stop || ${args[0]} == destroy ]] && return 0
-        return 1
-    fi
-    mkdir -p "$(dirname "$STATE_DIR")"
-    # One invocation at a time per state dir; parallel starts would both try to create.
-    exec 9>"$STATE_DIR.lock"
-    flock -w 120 9 || die "another postgres-replicas.sh holds $STATE_DIR.lock"
-    case ${args[0]} in
+    parse_args "$@"
+    lock_state_dir
+    case ${ARGS[0]} in
         start) cmd_start ;;
         stop) cmd_stop ;;
         destroy) cmd_destroy; rm -f "$STATE_DIR.lock" ;;
         status) cmd_status ;;
-        wait) with_state; wait_healthy "${timeout:-$START_TIMEOUT}" ;;
-        stop-node) with_state; node_index "${args[1]:-}" >/dev/null; stop_node "${args[1]}" ;;
-        start-node) with_state; node_index "${args[1]:-}" >/dev/null; start_node "${args[1]}" ;;
+        wait) with_state; wait_healthy "${TIMEOUT:-$START_TIMEOUT}" ;;
+        stop-node) with_state; node_index "${ARGS[1]:-}" >/dev/null; stop_node "${ARGS[1]}" ;;
+        start-node) with_state; node_index "${ARGS[1]:-}" >/dev/null; start_node "${ARGS[1]}" ;;
         *) usage ;;
     esac
 }

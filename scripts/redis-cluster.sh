@@ -22,48 +22,21 @@ readonly NODE_TIMEOUT_MS=2000
 STATE_DIR="${QR_REDIS_DIR:-${TMPDIR:-/tmp}/quantum-router-redis}"
 START_TIMEOUT="${QR_REDIS_START_TIMEOUT:-90}"
 
-log() { printf 'redis-cluster: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
 usage() {
     sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
-# The system package; CI machines are fresh, run as root and have no stdin.
+SCRIPT_NAME=redis-cluster
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
 ensure_redis() {
     if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
         return
     fi
-    [[ $(id -u) -eq 0 ]] || die "redis-server is missing and installing it needs root"
-    log "installing redis-server and redis-tools with apt-get"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q >&2
-    apt-get install -y -q redis-server redis-tools >&2
+    apt_install redis-server redis-tools
     command -v redis-server >/dev/null || die "redis-server still missing after apt-get install"
-}
-
-# A port is free when we can bind it on 127.0.0.1 ourselves (probing by connecting would miss
-# bound-but-not-listening sockets). SO_REUSEADDR like the servers use, so the TIME_WAIT leftovers of
-# a node we just stopped do not make its own port look taken.
-port_free() {
-    local port=$1
-    if command -v python3 >/dev/null; then
-        python3 - "$port" <<'EOF' 2>/dev/null
-import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-try:
-    s.bind(("127.0.0.1", int(sys.argv[1])))
-except OSError:
-    sys.exit(1)
-finally:
-    s.close()
-EOF
-    else
-        # Without python3 the best we can do is "nobody listens there".
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 1; fi
-    fi
 }
 
 # Client ports come from a range whose bus ports (port+10000) stay below the kernel's ephemeral
@@ -322,36 +295,16 @@ node_port_arg() {
 }
 
 main() {
-    local args=() timeout=""
-    while (($#)); do
-        case $1 in
-            --dir) STATE_DIR=${2:?--dir needs a value}; shift 2 ;;
-            --dir=*) STATE_DIR=${1#--dir=}; shift ;;
-            --timeout) timeout=${2:?--timeout needs a value}; shift 2 ;;
-            -h|--help) usage ;;
-            *) args+=("$1"); shift ;;
-        esac
-    done
-    ((${#args[@]})) || usage
-    STATE_DIR=$(realpath -m "$STATE_DIR")
-    if [[ ! -d $STATE_DIR && ${args[0]} != start ]]; then
-        # Nothing to act on; do not leave a lock file behind either.
-        log "no cluster in $STATE_DIR"
-        [[ ${args[0]} == stop || ${args[0]} == destroy ]] && return 0
-        return 1
-    fi
-    mkdir -p "$(dirname "$STATE_DIR")"
-    # One invocation at a time per state dir; parallel starts would both try to create.
-    exec 9>"$STATE_DIR.lock"
-    flock -w 120 9 || die "another redis-cluster.sh holds $STATE_DIR.lock"
-    case ${args[0]} in
+    parse_args "$@"
+    lock_state_dir
+    case ${ARGS[0]} in
         start) cmd_start ;;
         stop) cmd_stop ;;
         destroy) cmd_destroy; rm -f "$STATE_DIR.lock" ;;
         status) cmd_status ;;
-        wait) load_env || die "no cluster in $STATE_DIR"; wait_healthy "${timeout:-$START_TIMEOUT}" ;;
-        kill-node) stop_node_port "$(node_port_arg "${args[1]:-}")" KILL ;;
-        start-node) start_node_port "$(node_port_arg "${args[1]:-}")" ;;
+        wait) load_env || die "no cluster in $STATE_DIR"; wait_healthy "${TIMEOUT:-$START_TIMEOUT}" ;;
+        kill-node) stop_node_port "$(node_port_arg "${ARGS[1]:-}")" KILL ;;
+        start-node) start_node_port "$(node_port_arg "${ARGS[1]:-}")" ;;
         *) usage ;;
     esac
 }

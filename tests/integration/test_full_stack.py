@@ -214,3 +214,20 @@ def test_an_exhausted_pool_or_a_blocked_table_answers_503_in_time(
         finally:
             client.portal.call(locker.close)  # type: ignore[union-attr]
         assert client.post("/v1/execute", json=body, headers=auth).status_code == 200
+
+
+def test_rate_limits_are_shared_through_redis_and_survive_its_outage(
+    tmp_path: Path, redis_cluster: RedisClusterServers, postgres_stack: PostgresStack
+) -> None:
+    limits = {"rate_limit_burst": 3, "rate_limit_per_minute": 6}
+    with stack_client(tmp_path, redis_cluster, postgres_stack, **limits) as first, \
+            stack_client(tmp_path, redis_cluster, postgres_stack, **limits) as second:  # fmt: skip
+        auth = login(first)  # the same admin user on both replicas of the service
+        body = _body(1, "ratelimit")
+        codes = [client.post("/v1/execute", json=body, headers=auth).status_code
+                 for client in (first, second, first, second)]  # fmt: skip
+        # One bucket across both service replicas: the fourth request is refused wherever it lands.
+        assert codes == [200, 200, 200, 429]
+        redis_cluster.stop_all()
+        # Without Redis each replica falls back to its own bucket instead of refusing everyone.
+        assert second.post("/v1/execute", json=body, headers=auth).status_code == 200

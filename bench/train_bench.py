@@ -103,6 +103,14 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=TrainConfig().steps)
     parser.add_argument("--hidden", default="64")
     parser.add_argument("--seed", type=int, default=0)
+    defaults = TrainConfig()
+    parser.add_argument("--reward", default=defaults.reward, choices=["outcome", "ridge"])
+    parser.add_argument("--reward-ridge", type=float, default=defaults.reward_ridge)
+    parser.add_argument("--reward-outcome-weight", type=float, default=defaults.reward_outcome_weight)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--intensity", type=float, default=defaults.training_intensity)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--epsilon-end", type=float, default=defaults.epsilon_end)
     parser.add_argument("--splits", default="random,subject")
     parser.add_argument("--json", default="bench/train_bench.json")
     parser.add_argument("--probe", action="store_true", help="only the ridge feature probe (no Ray)")
@@ -114,12 +122,27 @@ def main() -> int:
     data = load_dataset(Path(args.data))
     spec = feature_spec_for_dataset(data)
     costs = model_costs_per_1k(data.models, {})
-    summary: dict[str, Any] = {"steps": args.steps, "hidden": args.hidden, "seed": args.seed, "splits": {}}
+    summary: dict[str, Any] = {
+        "steps": args.steps,
+        "hidden": args.hidden,
+        "seed": args.seed,
+        "config": {k: v for k, v in vars(args).items() if k not in ("data", "json", "probe")},
+        "splits": {},
+    }
     for how in args.splits.split(","):
         train, test = split_dataset(data, how, args.seed)
         train_problem, test_problem = to_problem(train, spec, costs), to_problem(test, spec, costs)
         config = TrainConfig(
-            steps=args.steps, hidden=[int(h) for h in args.hidden.split(",")], seed=args.seed
+            steps=args.steps,
+            hidden=[int(h) for h in args.hidden.split(",")],
+            seed=args.seed,
+            reward=args.reward,
+            reward_ridge=args.reward_ridge,
+            reward_outcome_weight=args.reward_outcome_weight,
+            lr=args.lr,
+            training_intensity=args.intensity,
+            batch_size=args.batch_size,
+            epsilon_end=args.epsilon_end,
         )
         result = train_policy(train_problem, config, info={"split": how, "seed": args.seed})
         reports = evaluate(test_problem, train_problem, result.policy, config.cost_weight, args.seed)

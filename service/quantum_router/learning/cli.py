@@ -73,6 +73,19 @@ def train_parser() -> argparse.ArgumentParser:
         help="reward penalty per normalised cost (1 = the most expensive model)",
     )
     p.add_argument("--hidden", default="64", help="hidden layer sizes, comma separated")
+    p.add_argument(
+        "--reward",
+        choices=["ridge", "outcome"],
+        default=None,
+        help="what the env pays: a ridge reward model fitted on the training split (lower variance), "
+        "or each prompt's observed outcome (default: TrainConfig's)",
+    )
+    p.add_argument(
+        "--reward-outcome-weight",
+        type=float,
+        default=None,
+        help="with --reward ridge: share of the observed outcome blended into the ridge prediction",
+    )
     p.add_argument("--version", default=None, help="policy version string (default: dqn-<UTC time>)")
     _common(p)
     return p
@@ -141,7 +154,13 @@ def _train(args: argparse.Namespace) -> int:
     spec = feature_spec_for_dataset(data)
     costs = model_costs_per_1k(data.models, parse_cost_overrides(args.cost))
     problem = to_problem(train, spec, costs)
+    reward_options: dict[str, Any] = {}
+    if args.reward is not None:
+        reward_options["reward"] = args.reward
+    if args.reward_outcome_weight is not None:
+        reward_options["reward_outcome_weight"] = args.reward_outcome_weight
     config = TrainConfig(
+        **reward_options,
         steps=args.steps,
         cost_weight=args.cost_weight,
         hidden=[int(h) for h in args.hidden.split(",") if h],

@@ -1,0 +1,44 @@
+"""The smoothed reward: a ridge fit on the training problem, blended with the observed outcome."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from quantum_router.learning.env import RoutingBanditEnv, env_config_for
+from quantum_router.learning.reward_model import smoothed_problem, smoothed_quality
+from quantum_router.learning.train import TrainConfig, reward_problem
+
+from .conftest import synthetic_problem
+
+
+def test_ridge_reward_is_smooth_and_outcome_weight_blends() -> None:
+    problem, _ = synthetic_problem(400, seed=0)
+    rng = np.random.default_rng(0)
+    # Binary outcomes drawn around a per-task mean: the fit recovers the means, not the coin flips.
+    task = problem.features[:, 8:12].argmax(axis=1)
+    means = np.array([[0.2, 0.8, 0.5], [0.7, 0.3, 0.5], [0.5, 0.5, 0.9], [0.1, 0.4, 0.6]])
+    problem.quality = (rng.random((400, 3)) < means[task]).astype(np.float32)
+    fitted = smoothed_quality(problem, alpha=1.0)
+    assert fitted.min() >= 0.0 and fitted.max() <= 1.0
+    assert np.abs(fitted - means[task]).mean() < np.abs(problem.quality - means[task]).mean() / 2
+    np.testing.assert_allclose(smoothed_quality(problem, 1.0, outcome_weight=1.0), problem.quality)
+    half = smoothed_quality(problem, 1.0, outcome_weight=0.5)
+    np.testing.assert_allclose(half, 0.5 * problem.quality + 0.5 * fitted, atol=1e-6)
+    smooth = smoothed_problem(problem, 1.0)
+    assert smooth.info["reward_model"] == {"ridge": 1.0, "outcome_weight": 0.0}
+    np.testing.assert_array_equal(smooth.features, problem.features)
+    with pytest.raises(ValueError):
+        smoothed_quality(problem, 1.0, outcome_weight=1.5)
+
+
+def test_train_config_chooses_what_the_env_pays() -> None:
+    problem, _ = synthetic_problem(50, seed=1)
+    assert reward_problem(problem, TrainConfig(reward="outcome")) is problem
+    smooth = reward_problem(problem, TrainConfig(reward="ridge", reward_ridge=3.0))
+    env = RoutingBanditEnv(env_config_for(smooth, cost_weight=0.0))
+    _, info = env.reset(seed=0)
+    _, reward, *_ = env.step(np.int64(1))
+    assert reward == pytest.approx(float(smoothed_quality(problem, 3.0)[info["row"], 1]))
+    with pytest.raises(ValueError):
+        reward_problem(problem, TrainConfig(reward="nope"))

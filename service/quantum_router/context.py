@@ -100,10 +100,9 @@ async def start_services(settings: Settings, metrics: Metrics, describe_error: E
     jwt_secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else secrets.token_urlsafe(48)
     if settings.jwt_secret is None:
         log.warning("QR_JWT_SECRET is not set: tokens are signed with a random key and die with this process")
-    policies = PolicyStore(initial_policy(settings, catalog))
-    await policies.refresh(db)
-    metrics.policy_info.labels(policies.current.version).set(1)
+    policies = PolicyStore(initial_policy(settings, catalog), on_swap=metrics.serving_policy)
     cache = build_cache(settings)
+    await policies.refresh(db, cache)
     providers = ProviderRegistry(catalog, settings)
     executor = build_executor(settings, providers)
     execution = ExecutionService(settings, catalog, policies, executor, cache, db, metrics)
@@ -122,7 +121,7 @@ async def start_services(settings: Settings, metrics: Metrics, describe_error: E
         jwt_secret=jwt_secret,
         capabilities=capabilities_of(settings, catalog),
     )
-    services.background.append(asyncio.create_task(policies.poll(db, settings.policy_poll_seconds)))
+    services.background.append(asyncio.create_task(policies.poll(db, settings.policy_poll_seconds, cache)))
     return services
 
 

@@ -2,7 +2,8 @@
 
 The log is read from a replica (a lag-tolerant export). Only rows logged with the feature spec of the
 policy being served are used, so features and network always agree. Publishing writes the artifact to the
-``policies`` table, where every service replica picks it up at its next poll.
+``policies`` table (and to Redis when it is configured), where every service replica picks it up at its next
+poll.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from quantum_router.cache.factory import build_cache
 from quantum_router.catalog import load_catalog
 from quantum_router.context import initial_policy
 from quantum_router.db import store
@@ -70,10 +72,13 @@ async def _load(settings: Settings, limit: int) -> tuple[Policy, list[LoggedExpe
 
 async def _publish(settings: Settings, policy: Policy) -> None:
     db = Database(settings)
+    cache = build_cache(settings) if settings.redis_url else None
     try:
-        await publish_policy(db, policy)
+        await publish_policy(db, policy, cache)
     finally:
         await db.dispose()
+        if cache is not None:
+            await cache.close()
 
 
 def main(argv: list[str], settings: Settings) -> int:

@@ -56,6 +56,11 @@ class Metrics:
         )
         self.cache_hit_ratio = Gauge("qr_cache_hit_ratio", "Hits over lookups since start.", registry=r)
 
+    def serving_policy(self, version: str) -> None:
+        """Mark ``version`` as the one being served (and no other)."""
+        self.policy_info.clear()
+        self.policy_info.labels(version).set(1)
+
     def watch_pools(self, stats: PoolStats) -> None:
         """Export connection-pool checkouts and efficiency, read from ``stats`` at scrape time."""
         self.registry.register(_PoolCollector(stats))

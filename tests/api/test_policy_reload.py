@@ -40,17 +40,21 @@ def test_published_policy_is_served_after_the_next_poll(client_factory: ClientFa
     assert result["policy_version"] == "test-2"
     assert result["model"] == "cheap"
     assert client.get("/v1/health").json()["policy_version"] == "test-2"
+    metrics = client.get("/metrics").text
+    assert 'qr_policy_loaded{version="test-2"} 1.0' in metrics
+    assert 'version="prior-1"' not in metrics
 
 
 def test_a_broken_published_policy_is_not_served(client_factory: ClientFactory) -> None:
     from quantum_router.db import store
+    from quantum_router.db.models import utcnow
 
     client: TestClient = client_factory()
     services = client.app.state.services  # type: ignore[attr-defined]
 
     async def _publish_garbage() -> None:
         async def _add(session: store.AsyncSession) -> None:
-            await store.add_policy(session, "garbage-1", b"not a policy")
+            await store.add_policy(session, "garbage-1", b"not a policy", utcnow())
 
         await services.db.write(_add)
         await services.policies.refresh(services.db)

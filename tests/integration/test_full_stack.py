@@ -231,3 +231,22 @@ def test_rate_limits_are_shared_through_redis_and_survive_its_outage(
         redis_cluster.stop_all()
         # Without Redis each replica falls back to its own bucket instead of refusing everyone.
         assert second.post("/v1/execute", json=body, headers=auth).status_code == 200
+
+
+def test_a_policy_published_through_redis_reaches_a_replica_while_the_database_is_down(
+    tmp_path: Path, redis_cluster: RedisClusterServers, postgres_stack: PostgresStack
+) -> None:
+    from quantum_router.policy_store import publish_policy
+    from tests.api.test_policy_reload import _always
+
+    with stack_client(tmp_path, redis_cluster, postgres_stack) as publisher, \
+            stack_client(tmp_path, redis_cluster, postgres_stack) as replica:  # fmt: skip
+        published = publisher.app.state.services  # type: ignore[attr-defined]
+        version = f"redis-{tmp_path.name}"
+        policy = _always(published.policies.current, "cheap", version)
+        publisher.portal.call(publish_policy, published.db, policy, published.cache)  # type: ignore[union-attr]
+        postgres_stack.stop_node("primary")
+        # The replica's next poll, with the database gone: Redis alone must carry the new policy.
+        services = replica.app.state.services  # type: ignore[attr-defined]
+        assert replica.portal.call(services.policies.refresh, services.db, services.cache)  # type: ignore[union-attr]
+        assert replica.get("/v1/capabilities").json()["policy_version"] == version

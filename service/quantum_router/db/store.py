@@ -138,13 +138,16 @@ async def latest_policy(session: AsyncSession) -> PolicyArtifact | None:
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def latest_policy_version(session: AsyncSession) -> str | None:
-    """Only the version of the newest policy (cheap to poll)."""
-    query = select(PolicyArtifact.version).order_by(PolicyArtifact.id.desc()).limit(1)
-    return (await session.execute(query)).scalar_one_or_none()
+async def latest_policy_stamp(session: AsyncSession) -> tuple[str, datetime] | None:
+    """Version and publication time of the newest policy (cheap to poll)."""
+    query = (
+        select(PolicyArtifact.version, PolicyArtifact.created_at).order_by(PolicyArtifact.id.desc()).limit(1)
+    )
+    row = (await session.execute(query)).first()
+    return (row[0], row[1]) if row else None
 
 
-async def add_policy(session: AsyncSession, version: str, data: bytes) -> None:
+async def add_policy(session: AsyncSession, version: str, data: bytes, published: datetime) -> None:
     """Publish a policy artifact."""
-    session.add(PolicyArtifact(version=version, data=data))
+    session.add(PolicyArtifact(version=version, data=data, created_at=published))
     await session.flush()

@@ -55,6 +55,7 @@ class Metrics:
             "qr_policy_loaded", "1 for the policy version being served.", ["version"], registry=r
         )
         self.cache_hit_ratio = Gauge("qr_cache_hit_ratio", "Hits over lookups since start.", registry=r)
+        self._lookups = {"hit": 0, "miss": 0}  # counted here: prometheus_client has no public read-back
 
     def serving_policy(self, version: str) -> None:
         """Mark ``version`` as the one being served (and no other)."""
@@ -67,10 +68,10 @@ class Metrics:
 
     def record_cache(self, hit: bool) -> None:
         """Count a lookup and refresh the hit ratio."""
-        self.cache_requests.labels("hit" if hit else "miss").inc()
-        hits = self.cache_requests.labels("hit")._value.get()
-        misses = self.cache_requests.labels("miss")._value.get()
-        self.cache_hit_ratio.set(hits / (hits + misses))
+        result = "hit" if hit else "miss"
+        self.cache_requests.labels(result).inc()
+        self._lookups[result] += 1
+        self.cache_hit_ratio.set(self._lookups["hit"] / (self._lookups["hit"] + self._lookups["miss"]))
 
 
 class _PoolCollector(Collector):

@@ -13,7 +13,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 import redis
+
+from tests.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REDIS_SCRIPT = REPO_ROOT / "scripts" / "redis-cluster.sh"
@@ -220,7 +221,7 @@ class StandaloneRedis:
         binary = shutil.which("redis-server")
         if binary is None:
             raise ServerError("redis-server not installed; the redis_cluster fixture installs it")
-        self.port = _free_port()
+        self.port = free_port()
         log = (self.state_dir / "redis.log").open("ab")
         self._proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -239,13 +240,6 @@ class StandaloneRedis:
                 self._proc.kill()
                 self._proc.wait(timeout=10)
         shutil.rmtree(self.state_dir, ignore_errors=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait_for_ping(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:

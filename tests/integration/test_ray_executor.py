@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,22 +22,17 @@ from quantum_router.scoring import score_answers
 from quantum_router.settings import Settings
 from quantum_router.variations import plan_variations
 from tests.conftest import TEST_CATALOG
+from tests.ports import free_port
 
 pytestmark = pytest.mark.integration
 
 STARTUP_SECONDS = 240
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def ray_serve_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A local Ray instance with the variations app deployed, in its own process group."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("ray") / "ray-serve.log"
     env = {
         **os.environ,
@@ -110,7 +104,7 @@ async def test_ray_executor_picks_the_same_best_variation_as_asyncio(ray_serve_u
 
 
 async def test_unreachable_cluster_fails_the_variations_instead_of_hanging() -> None:
-    executor = RayServeExecutor(f"http://127.0.0.1:{_free_port()}")
+    executor = RayServeExecutor(f"http://127.0.0.1:{free_port()}")
     job = Job(prompt="x", persona="architect", task_type="chat", max_tokens=16, timeout_seconds=1.0)
     outcomes = await executor.run(job, plan_variations(["cheap"], 2))
     await executor.close()

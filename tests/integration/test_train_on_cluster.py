@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from quantum_router.policy import load_policy
+from tests.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -28,9 +28,7 @@ ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"
 def ray_head() -> Iterator[str]:
     # Ray's socket paths must stay under 107 bytes, so not pytest's long tmp_path.
     temp_dir = tempfile.mkdtemp(prefix="qr-ray-", dir="/tmp")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     start = [
         str(RAY),
         "start",

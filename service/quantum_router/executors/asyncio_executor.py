@@ -87,17 +87,7 @@ class AsyncioExecutor:
             if task in done and not task.cancelled():
                 outcomes.append(task.result())
             else:
-                elapsed = job.timeout_seconds * 1000
-                outcomes.append(
-                    VariationOutcome(
-                        plan,
-                        plan.model,
-                        error="cancelled at the request timeout",
-                        timed_out=True,
-                        latency_ms=elapsed,
-                        tried=[plan.model],
-                    )
-                )
+                outcomes.append(VariationOutcome.cancelled(plan, job.timeout_seconds * 1000))
         return outcomes
 
     async def close(self) -> None:

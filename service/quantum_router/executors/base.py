@@ -33,6 +33,14 @@ class VariationOutcome:
     latency_ms: float = 0.0
     tried: list[str] = field(default_factory=list)
 
+    @classmethod
+    def cancelled(cls, plan: VariationPlan, elapsed_ms: float) -> VariationOutcome:
+        """A variation still running when the request's deadline passed."""
+        return cls(
+            plan, plan.model, error="cancelled at the request timeout", timed_out=True, latency_ms=elapsed_ms,
+            tried=[plan.model],
+        )  # fmt: skip
+
     @property
     def ok(self) -> bool:
         """True when the variation produced an answer."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from quantum_router.catalog import load_catalog
 from quantum_router.executors.asyncio_executor import Fallbacks, run_variation
+from quantum_router.executors.base import VariationOutcome
 from quantum_router.executors.wire import job_from_dict, outcome_to_dict, plan_from_dict
 from quantum_router.providers.registry import ProviderRegistry
 from quantum_router.settings import Settings
@@ -57,16 +58,7 @@ class Ingress:
                 call.cancel()
             elapsed = (time.perf_counter() - started) * 1000
             outcomes = [
-                {
-                    "plan": p,
-                    "model": p["model"],
-                    "completion": None,
-                    "error": "cancelled at the request timeout",
-                    "timed_out": True,
-                    "latency_ms": elapsed,
-                    "tried": [p["model"]],
-                }
-                for p in plans
+                outcome_to_dict(VariationOutcome.cancelled(plan_from_dict(p), elapsed)) for p in plans
             ]
         return {"outcomes": outcomes}
 

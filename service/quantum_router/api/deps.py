@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from quantum_router.api.errors import HTTPProblem
+from quantum_router.api.errors import HTTPProblem, rate_limited
 from quantum_router.auth.tokens import (
     InvalidCredentials,
     Principal,
@@ -84,8 +84,7 @@ async def rate_limited_principal(
     """The caller, after taking a token from its rate-limit bucket (429 with Retry-After when empty)."""
     verdict = await services.limiter.hit(f"user:{principal.user_id}")
     if not verdict.allowed:
-        retry = max(1, int(verdict.retry_after_seconds + 0.999))
-        raise HTTPProblem(429, "rate limit exceeded", "rate_limited", {"Retry-After": str(retry)})
+        raise rate_limited(verdict, "rate limit exceeded")
     return principal
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from quantum_router.db.engine import DatabaseUnavailable
 from quantum_router.execution import UpstreamFailure
+from quantum_router.ratelimit import Verdict
 from quantum_router.routing import NoRoutableModel
 
 log = logging.getLogger(__name__)
@@ -24,6 +26,12 @@ class HTTPProblem(Exception):
         self.detail = detail
         self.reason = reason
         self.headers = headers or {}
+
+
+def rate_limited(verdict: Verdict, detail: str) -> HTTPProblem:
+    """429 with a whole-second ``Retry-After`` (at least 1) for a refused rate-limit verdict."""
+    retry = max(1, math.ceil(verdict.retry_after_seconds))
+    return HTTPProblem(429, detail, "rate_limited", {"Retry-After": str(retry)})
 
 
 def field_error(field: str, message: str) -> JSONResponse:

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from quantum_router.api.deps import ServicesDep
-from quantum_router.api.errors import HTTPProblem
+from quantum_router.api.errors import HTTPProblem, rate_limited
 from quantum_router.api.schemas import ErrorResponse, LoginRequest, TokenResponse
 from quantum_router.auth.passwords import verify_password
 from quantum_router.auth.tokens import issue_token
@@ -27,8 +27,7 @@ async def login(body: LoginRequest, services: ServicesDep) -> TokenResponse:
     """Exchange credentials for a JWT; wrong username and wrong password look the same."""
     verdict = await services.limiter.hit(f"login:{body.username}")
     if not verdict.allowed:
-        retry = str(max(1, int(verdict.retry_after_seconds + 0.999)))
-        raise HTTPProblem(429, "too many login attempts", "rate_limited", {"Retry-After": retry})
+        raise rate_limited(verdict, "too many login attempts")
 
     async def _find(session: AsyncSession) -> User | None:
         return await store.user_by_name(session, body.username)

@@ -224,10 +224,6 @@ class ExecutionService:
         decision = answer.decision
         public = answer.public
         fields = {
-            "user_id": user_id,
-            "prompt_hash": hashlib.sha256(request.prompt.encode()).hexdigest(),
-            "persona": request.persona,
-            "task_type": request.task_type,
             "features": sparse_features(answer.features),
             "action": decision.chosen,
             "propensity": decision.propensity,
@@ -242,23 +238,28 @@ class ExecutionService:
             "cache_hit": False,
             "policy_version": public["policy_version"],
         }
-        return await self._insert_experience(fields)
+        return await self._insert_experience(user_id, request, fields)
 
-    async def _insert_experience(self, fields: dict[str, Any]) -> str:
+    async def _insert_experience(self, user_id: str, request: ExecuteRequest, fields: dict[str, Any]) -> str:
+        """Write an experience: who asked what, plus the outcome ``fields``."""
+        row = {
+            "user_id": user_id,
+            "prompt_hash": hashlib.sha256(request.prompt.encode()).hexdigest(),
+            "persona": request.persona,
+            "task_type": request.task_type,
+            **fields,
+        }
+
         async def _add(session: AsyncSession) -> str:
-            return (await store.add_experience(session, **fields)).id
+            return (await store.add_experience(session, **row)).id
 
-        return await self._db.write(_add, owner=fields["user_id"])
+        return await self._db.write(_add, owner=user_id)
 
     async def _answer_from_cache(
         self, user_id: str, request: ExecuteRequest, cached: dict[str, Any], started: float
     ) -> dict[str, Any]:
         latency_ms = (time.perf_counter() - started) * 1000
         fields = {
-            "user_id": user_id,
-            "prompt_hash": hashlib.sha256(request.prompt.encode()).hexdigest(),
-            "persona": request.persona,
-            "task_type": request.task_type,
             "features": {"dim": 0, "idx": [], "val": []},
             "action": cached["model"],
             "propensity": 1.0,
@@ -271,7 +272,7 @@ class ExecutionService:
             "cache_hit": True,
             "policy_version": cached["policy_version"],
         }
-        experience_id = await self._insert_experience(fields)
+        experience_id = await self._insert_experience(user_id, request, fields)
         latency_ms = (time.perf_counter() - started) * 1000
         return {
             **cached,

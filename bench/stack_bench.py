@@ -18,19 +18,12 @@ import time
 from pathlib import Path
 
 import httpx
+from tests.integration.servers import read_env_file
 
 from bench.service_bench import PASSWORD, free_port, percentiles, process, service_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVE = [sys.executable, "-m", "quantum_router.cli", "serve"]
-
-
-def read_env(path: Path) -> dict[str, str]:
-    env = {}
-    for line in path.read_text().splitlines():
-        key, _, value = line.partition("=")
-        env[key] = value.strip("'")
-    return env
 
 
 def metric(text: str, name: str) -> list[tuple[str, float]]:
@@ -122,8 +115,8 @@ def main() -> int:
         subprocess.run([ROOT / "scripts/postgres-replicas.sh", "--dir", pg_dir, "start"], **quiet)
         try:
             stack = {
-                **read_env(redis_dir / "env"),
-                **read_env(pg_dir / "env"),
+                **read_env_file(redis_dir / "env"),
+                **read_env_file(pg_dir / "env"),
                 "QR_SIMULATION_TIME_SCALE": str(args.time_scale),
             }
             embedded_port, stack_port = free_port(), free_port()

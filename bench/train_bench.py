@@ -17,15 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from quantum_router.features import extract
 from quantum_router.learning.datasets import (
-    feature_spec_for_dataset,
     load_dataset,
     model_costs_per_1k,
     split_dataset,
     to_problem,
+    training_problems,
 )
 from quantum_router.learning.evaluate import evaluate, format_table
+from quantum_router.learning.text_fit import TextFitConfig
 from quantum_router.learning.train import TrainConfig, train_policy
 from quantum_router.policy import Policy
 
@@ -36,14 +36,13 @@ def inference_latency(
     policy: Policy, prompts: list[str], task_types: list[str], n: int = 5000
 ) -> dict[str, float]:
     """p50/p99 in ms of one request: the numpy Q forward alone, and feature extraction plus forward."""
-    spec = policy.feature_spec
-    rows = [extract(p, "", t, spec) for p, t in zip(prompts[:n], task_types[:n], strict=True)]
+    rows = [policy.features(p, "", t) for p, t in zip(prompts[:n], task_types[:n], strict=True)]
     forward, full = [], []
     for prompt, task, x in zip(prompts[:n], task_types[:n], rows, strict=True):
         t0 = time.perf_counter()
         int(np.argmax(policy.q_values(x)))
         t1 = time.perf_counter()
-        int(np.argmax(policy.q_values(extract(prompt, "", task, spec))))
+        int(np.argmax(policy.q_values(policy.features(prompt, "", task))))
         t2 = time.perf_counter()
         forward.append(t1 - t0)
         full.append(t2 - t1)
@@ -95,6 +94,37 @@ def feature_probe(data_dir: Path, seed: int) -> dict[str, dict[str, float]]:
     return out
 
 
+def text_probe(data_dir: Path, seeds: list[int]) -> dict[str, dict[str, list[float]]]:
+    """Held-out APGR of the text model alone (strong minus weak probability) and of the per-subject prior,
+    per split and seed (no Ray). The text model is what the DQN's text reward and features carry, so this
+    is the ceiling a policy trained on them approaches."""
+    from quantum_router.features import normalise_prompt
+    from quantum_router.learning.evaluate import prior_scores, weak_and_strong
+    from quantum_router.learning.metrics import apgr, two_model_curve
+    from quantum_router.learning.text_fit import fit_with_cross_scores
+
+    data = load_dataset(data_dir)
+    out: dict[str, dict[str, list[float]]] = {}
+    for how in ("random", "subject"):
+        for seed in seeds:
+            train, test = split_dataset(data, how, seed)
+            model, _ = fit_with_cross_scores(train.prompts, train.task_types, train.outcomes)
+            pairs = zip(test.prompts, test.task_types, strict=True)
+            scores = np.stack([model.scores(normalise_prompt(p), t) for p, t in pairs])
+            a, b = training_problems(data, train, test, [0.0, 1.0], None)
+            weak, strong = weak_and_strong(b)
+            prior = prior_scores(a, b)
+            w, s = b.quality[:, weak], b.quality[:, strong]
+            row = out.setdefault(how, {"text model": [], "per-subject prior": []})
+            for name, matrix in (("text model", scores), ("per-subject prior", prior)):
+                gap = matrix[:, strong] - matrix[:, weak]
+                row[name].append(round(apgr(two_model_curve(gap, w, s)), 3))
+            print(how, seed, {k: v[-1] for k, v in row.items()}, flush=True)
+    for how, rows in out.items():
+        print(how, {k: f"mean {np.mean(v):.3f} over seeds {seeds}: {v}" for k, v in rows.items()})
+    return out
+
+
 def main() -> int:
     """Run the benchmark; prints tables and writes a JSON summary."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -104,7 +134,8 @@ def main() -> int:
     parser.add_argument("--hidden", default="64")
     parser.add_argument("--seed", type=int, default=0)
     defaults = TrainConfig()
-    parser.add_argument("--reward", default=defaults.reward, choices=["outcome", "ridge"])
+    parser.add_argument("--reward", default=defaults.reward, choices=["auto", "text", "outcome", "ridge"])
+    parser.add_argument("--text-model", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--reward-ridge", type=float, default=defaults.reward_ridge)
     parser.add_argument("--reward-outcome-weight", type=float, default=defaults.reward_outcome_weight)
     parser.add_argument("--lr", type=float, default=defaults.lr)
@@ -114,13 +145,18 @@ def main() -> int:
     parser.add_argument("--splits", default="random,subject")
     parser.add_argument("--json", default="bench/train_bench.json")
     parser.add_argument("--probe", action="store_true", help="only the ridge feature probe (no Ray)")
+    parser.add_argument(
+        "--text-probe", default=None, metavar="SEEDS", help="only the text model's APGR, e.g. 0,1,2"
+    )
     args = parser.parse_args()
     if args.probe:
         feature_probe(Path(args.data), args.seed)
         return 0
+    if args.text_probe:
+        text_probe(Path(args.data), [int(s) for s in args.text_probe.split(",")])
+        return 0
 
     data = load_dataset(Path(args.data))
-    spec = feature_spec_for_dataset(data)
     costs = model_costs_per_1k(data.models, {})
     summary: dict[str, Any] = {
         "steps": args.steps,
@@ -131,7 +167,10 @@ def main() -> int:
     }
     for how in args.splits.split(","):
         train, test = split_dataset(data, how, args.seed)
-        train_problem, test_problem = to_problem(train, spec, costs), to_problem(test, spec, costs)
+        text = TextFitConfig(seed=args.seed) if args.text_model else None
+        fit_started = time.perf_counter()
+        train_problem, test_problem = training_problems(data, train, test, costs, text)
+        text_fit_seconds = time.perf_counter() - fit_started
         config = TrainConfig(
             steps=args.steps,
             hidden=[int(h) for h in args.hidden.split(",")],
@@ -149,6 +188,7 @@ def main() -> int:
         print(f"\n== {how} split: {len(train)} train / {len(test)} test prompts ==")
         print(format_table(reports))
         timing = {
+            "text_model_and_features_seconds": text_fit_seconds,
             "seconds_total": result.seconds_total,
             "seconds_training": result.seconds_training,
             "env_steps": result.env_steps,

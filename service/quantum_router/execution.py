@@ -19,7 +19,7 @@ from quantum_router.catalog import Catalog
 from quantum_router.db import store
 from quantum_router.db.engine import Database
 from quantum_router.executors.base import Executor, Job, VariationOutcome
-from quantum_router.features import FloatArray, extract
+from quantum_router.features import FloatArray
 from quantum_router.metrics import Metrics
 from quantum_router.policy_store import PolicyStore
 from quantum_router.routing import Decision, decide
@@ -110,7 +110,7 @@ class ExecutionService:
     def route(self, request: ExecuteRequest) -> tuple[FloatArray, Decision]:
         """Features and decision for a request (a forced model skips the policy)."""
         policy = self._policies.current
-        features = extract(request.prompt, request.persona, request.task_type, policy.feature_spec)
+        features = policy.features(request.prompt, request.persona, request.task_type)
         if request.model is not None:
             return features, Decision(request.model, [request.model], 1.0, False, {})
         decision = decide(

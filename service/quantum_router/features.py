@@ -1,4 +1,5 @@
-"""Deterministic, cheap request features: hashed n-grams, persona, task type and length bins.
+"""Deterministic, cheap request features: hashed n-grams, persona, task type, length bins and, when the
+policy carries a text model, that model's per-model success probabilities.
 
 The feature spec travels inside every policy artifact, so a policy is always evaluated on the features it
 was trained on. Hashing uses CRC32 (not Python's salted ``hash``) so vectors are identical across
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 import zlib
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -30,11 +31,20 @@ class FeatureSpec:
     ngram_max: int = 2
     max_chars: int = 4096
     length_bins: tuple[int, ...] = field(default=(64, 256, 1024, 4096))
+    # Trailing values from the policy's text model (one per model); 0 when the policy has none.
+    text_scores: int = 0
 
     @property
     def dim(self) -> int:
         """Length of the feature vector."""
-        return self.ngram_buckets + len(self.personas) + len(self.task_types) + len(self.length_bins) + 2
+        return (
+            self.ngram_buckets
+            + len(self.personas)
+            + len(self.task_types)
+            + len(self.length_bins)
+            + 2
+            + self.text_scores
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -50,6 +60,7 @@ class FeatureSpec:
             ngram_max=int(data["ngram_max"]),
             max_chars=int(data["max_chars"]),
             length_bins=tuple(int(b) for b in data["length_bins"]),
+            text_scores=int(data.get("text_scores", 0)),
         )
 
 
@@ -58,26 +69,38 @@ def normalise_prompt(prompt: str) -> str:
     return " ".join(prompt.lower().split())
 
 
-def _ngram_counts(text: str, spec: FeatureSpec) -> FloatArray:
-    vec = np.zeros(spec.ngram_buckets, dtype=np.float32)
-    tokens = _TOKEN.findall(text[: spec.max_chars])
-    buckets = spec.ngram_buckets
-    for n in range(1, spec.ngram_max + 1):
-        for i in range(len(tokens) - n + 1):
-            gram = " ".join(tokens[i : i + n]).encode()
-            h = zlib.crc32(gram)
-            # The top bit picks a sign so colliding n-grams cancel on average instead of piling up.
-            vec[h % buckets] += 1.0 if h & 0x80000000 else -1.0
+def ngram_hashes(text: str, ngram_max: int, max_chars: int) -> list[int]:
+    """CRC32 of every 1..``ngram_max``-gram of tokens in the first ``max_chars`` of normalised ``text``."""
+    tokens = _TOKEN.findall(text[:max_chars])
+    return [
+        zlib.crc32(" ".join(tokens[i : i + n]).encode())
+        for n in range(1, ngram_max + 1)
+        for i in range(len(tokens) - n + 1)
+    ]
+
+
+def _ngram_counts(hashes: list[int], buckets: int) -> FloatArray:
+    vec = np.zeros(buckets, dtype=np.float32)
+    for h in hashes:
+        # The top bit picks a sign so colliding n-grams cancel on average instead of piling up.
+        vec[h % buckets] += 1.0 if h & 0x80000000 else -1.0
     norm = float(np.linalg.norm(vec))
     if norm > 0:
         vec /= norm
     return vec
 
 
-def extract(prompt: str, persona: str, task_type: str, spec: FeatureSpec) -> FloatArray:
-    """The feature vector of one request (float32, length ``spec.dim``)."""
+def extract(
+    prompt: str, persona: str, task_type: str, spec: FeatureSpec, text_model: TextScorer | None = None
+) -> FloatArray:
+    """The feature vector of one request (float32, length ``spec.dim``).
+
+    ``text_model`` supplies the last ``spec.text_scores`` values and is required when that is non-zero.
+    """
     text = normalise_prompt(prompt)
-    parts = [_ngram_counts(text, spec)]
+    parts: list[FloatArray] = []
+    if spec.ngram_buckets:  # 0 when the policy's text model reads the wording instead
+        parts.append(_ngram_counts(ngram_hashes(text, spec.ngram_max, spec.max_chars), spec.ngram_buckets))
     onehots = np.zeros(
         len(spec.personas) + len(spec.task_types) + len(spec.length_bins) + 2, dtype=np.float32
     )
@@ -92,4 +115,16 @@ def extract(prompt: str, persona: str, task_type: str, spec: FeatureSpec) -> Flo
     onehots[offset + bin_index] = 1.0
     onehots[-1] = 1.0  # bias
     parts.append(onehots)
+    if spec.text_scores:
+        if text_model is None:
+            raise ValueError("this feature spec needs the policy's text model")
+        parts.append(text_model.scores(text, task_type))
     return np.concatenate(parts)
+
+
+class TextScorer(Protocol):
+    """Anything that turns a normalised prompt and its task type into ``spec.text_scores`` values."""
+
+    def scores(self, normalised: str, task_type: str) -> FloatArray:
+        """One float32 value per model."""
+        ...

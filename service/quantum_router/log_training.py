@@ -101,7 +101,9 @@ def main(argv: list[str], settings: Settings) -> int:
         load_catalog(settings.catalog_file).model(m).cost_per_1k_tokens for m in served.models
     ]
     config = TrainConfig(steps=args.steps, address=args.address, version=args.version)
-    result = train_from_log(experiences, served.feature_spec, served.models, costs, config)
+    result = train_from_log(
+        experiences, served.feature_spec, served.models, costs, config, text_model=served.text_model
+    )
     result.policy.save(args.output)
     print(
         f"trained {result.policy.version} on {len(experiences)} experiences in {result.seconds_total:.1f} s; "

@@ -7,7 +7,9 @@ Artifact layout (loaded with ``allow_pickle=False``, so loading never runs code)
 - ``encoder.{i}.w`` / ``encoder.{i}.b``: shared hidden layers (activation after each);
 - ``advantage.{i}.w`` / ``advantage.{i}.b``: the action head (activation between its layers, not after);
 - optional ``value.{i}.w`` / ``value.{i}.b``: a state-value head; when present the network is dueling and
-  Q = V + A - mean(A), which is how RLlib's default DQN module computes it.
+  Q = V + A - mean(A), which is how RLlib's default DQN module computes it;
+- optional ``text.*``: the text model whose per-model probabilities end the feature vector
+  (``quantum_router.text_model``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from quantum_router.features import FeatureSpec, FloatArray
+from quantum_router.features import FeatureSpec, FloatArray, extract
+from quantum_router.text_model import TextModel
 
 Layers = list[tuple[FloatArray, FloatArray]]
 
@@ -51,6 +54,7 @@ class Policy:
     cost_weight: float = 0.0
     model_costs: list[float] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    text_model: TextModel | None = None
 
     def __post_init__(self) -> None:
         if self.activation not in _ACTIVATIONS:
@@ -67,6 +71,12 @@ class Policy:
             )
         if self.model_costs and len(self.model_costs) != len(self.models):
             raise PolicyFormatError("model_costs must have one entry per model")
+        text_outputs = self.text_model.outputs if self.text_model is not None else 0
+        if text_outputs != self.feature_spec.text_scores:
+            raise PolicyFormatError(
+                f"feature spec expects {self.feature_spec.text_scores} text scores,"
+                f" the text model gives {text_outputs}"
+            )
         self._act = _ACTIVATIONS[self.activation]
 
     def _mlp(self, x: FloatArray, layers: Layers, last_activation: bool) -> FloatArray:
@@ -75,6 +85,10 @@ class Policy:
             if last_activation or i < len(layers) - 1:
                 x = self._act(x)
         return x
+
+    def features(self, prompt: str, persona: str, task_type: str) -> FloatArray:
+        """The feature vector this policy reads for a request."""
+        return extract(prompt, persona, task_type, self.feature_spec, self.text_model)
 
     def q_values(self, features: FloatArray) -> FloatArray:
         """Q(s, a) for every model; ``features`` is one vector or a batch (rows)."""
@@ -107,6 +121,8 @@ class Policy:
             for i, (w, b) in enumerate(layers):
                 arrays[f"{name}.{i}.w"] = w.astype(np.float32)
                 arrays[f"{name}.{i}.b"] = b.astype(np.float32)
+        if self.text_model is not None:
+            arrays.update(self.text_model.to_arrays())
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]
         return buffer.getvalue()
@@ -143,6 +159,7 @@ def policy_from_bytes(data: bytes) -> Policy:
                 cost_weight=float(meta.get("cost_weight", 0.0)),
                 model_costs=[float(c) for c in meta.get("model_costs", [])],
                 info=dict(meta.get("info", {})),
+                text_model=TextModel.from_arrays(archive),
             )
     except (KeyError, ValueError, OSError, json.JSONDecodeError) as exc:
         raise PolicyFormatError(f"not a policy artifact: {exc}") from exc

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quantum_router.features import FeatureSpec
+from quantum_router.features import FeatureSpec, normalise_prompt
 from quantum_router.learning.datasets import (
     feature_spec_for_dataset,
     load_dataset,
@@ -15,8 +15,10 @@ from quantum_router.learning.datasets import (
     parse_cost_overrides,
     split_dataset,
     to_problem,
+    training_problems,
 )
 from quantum_router.learning.experience import LoggedExperience, problem_from_log
+from quantum_router.learning.text_fit import TextFitConfig
 
 
 def _write(path: Path, text: str) -> Path:
@@ -59,6 +61,25 @@ def test_splits_are_disjoint_and_seeded(mmlu_slice: Path) -> None:
     train, test = split_dataset(data, "subject", seed=3)
     assert not set(train.task_types) & set(test.task_types)
     assert len(set(test.task_types)) == 3
+
+
+def test_training_problems_with_and_without_a_text_model(mmlu_slice: Path) -> None:
+    data = load_dataset(mmlu_slice)
+    train, test = split_dataset(data, "random", seed=0)
+    plain, plain_test = training_problems(data, train, test, [0.0006, 0.02], None)
+    assert plain.text_model is None and not plain.text_cross_fitted
+    assert set(plain.feature_spec.task_types) == set(data.task_types) == set(plain_test.task_types)
+    scored, scored_test = training_problems(data, train, test, [0.0006, 0.02], TextFitConfig(buckets=4096))
+    model = scored.text_model
+    assert model is not None and scored_test.text_model is model
+    assert scored.feature_spec == scored_test.feature_spec and scored.feature_spec.text_scores == 2
+    assert scored.text_cross_fitted and not scored_test.text_cross_fitted
+    # Test rows are scored by the model the policy will carry; training rows by models that did not see them.
+    np.testing.assert_allclose(
+        scored_test.features[0, -2:], model.scores(normalise_prompt(test.prompts[0]), test.task_types[0])
+    )
+    own = model.scores(normalise_prompt(train.prompts[0]), train.task_types[0])
+    assert not np.allclose(scored.features[0, -2:], own)
 
 
 def test_costs_from_overrides_catalog_and_known_prices() -> None:

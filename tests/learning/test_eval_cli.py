@@ -34,8 +34,11 @@ def test_train_then_eval_policy_on_held_out_prompts(
     assert train_main([*argv, "--cost", "gpt-4-1106-preview=20", "--hidden", "16"]) == 0
     policy = load_policy(policy_file)
     assert policy.info["split"] == "random" and policy.info["seed"] == 4
-    assert policy.info["train_config"]["reward"] == "ridge"  # the default reward model
-    assert set(policy.feature_spec.task_types) == {p.stem for p in mmlu_slice.glob("*.csv")}
+    # By default a text model is fitted on the training split and is the reward model.
+    assert policy.info["train_config"]["reward"] == "auto" and policy.info["reward"] == "text"
+    assert policy.text_model is not None and policy.feature_spec.text_scores == 2
+    # The network reads the text model's scores (which know the subject) instead of n-grams and one-hots.
+    assert policy.feature_spec.ngram_buckets == 0 and policy.feature_spec.task_types == ()
     capsys.readouterr()
     # Split and seed default to the policy's, so the test rows are exactly those training held out.
     assert (

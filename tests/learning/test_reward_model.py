@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from quantum_router.learning.env import RoutingBanditEnv, env_config_for
 from quantum_router.learning.reward_model import smoothed_problem, smoothed_quality
-from quantum_router.learning.train import TrainConfig, reward_problem
+from quantum_router.learning.train import TrainConfig, resolved_reward, reward_problem
 
 from .conftest import synthetic_problem
 
@@ -42,3 +44,22 @@ def test_train_config_chooses_what_the_env_pays() -> None:
     assert reward == pytest.approx(float(smoothed_quality(problem, 3.0)[info["row"], 1]))
     with pytest.raises(ValueError):
         reward_problem(problem, TrainConfig(reward="nope"))
+
+
+def test_auto_reward_pays_cross_fitted_text_scores_and_falls_back_to_ridge() -> None:
+    problem, _ = synthetic_problem(60, seed=2)
+    assert resolved_reward(problem, TrainConfig()) == "ridge"  # no text scores: the ridge reward model
+    with pytest.raises(ValueError):
+        reward_problem(problem, TrainConfig(reward="text"))
+    # The same contexts with three trailing text-score features, cross-fitted on the problem's outcomes.
+    scores = np.random.default_rng(0).uniform(size=(60, 3)).astype(np.float32)
+    spec = dataclasses.replace(problem.feature_spec, text_scores=3)
+    scored = dataclasses.replace(
+        problem, feature_spec=spec, features=np.hstack([problem.features, scores]), text_cross_fitted=True
+    )
+    assert resolved_reward(scored, TrainConfig()) == "text"
+    paid = reward_problem(scored, TrainConfig())
+    np.testing.assert_allclose(paid.quality, scores)
+    np.testing.assert_array_equal(paid.features, scored.features)
+    half = reward_problem(scored, TrainConfig(reward_outcome_weight=0.5))
+    np.testing.assert_allclose(half.quality, 0.5 * scores + 0.5 * problem.quality, atol=1e-6)

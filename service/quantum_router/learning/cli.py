@@ -18,6 +18,7 @@ from quantum_router.learning.datasets import (
     parse_cost_overrides,
     split_dataset,
     to_problem,
+    training_problems,
 )
 from quantum_router.learning.evaluate import evaluate, format_table, weak_and_strong
 from quantum_router.policy import Policy, load_policy
@@ -75,10 +76,17 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", default="64", help="hidden layer sizes, comma separated")
     p.add_argument(
         "--reward",
-        choices=["ridge", "outcome"],
+        choices=["auto", "text", "ridge", "outcome"],
         default=None,
-        help="what the env pays: a ridge reward model fitted on the training split (lower variance), "
-        "or each prompt's observed outcome (default: TrainConfig's)",
+        help="what the env pays: the text model's cross-fitted scores or a ridge reward model, both fitted "
+        "on the training split (lower variance), or each prompt's observed outcome (default: auto, which "
+        "is text with a text model and ridge without)",
+    )
+    p.add_argument(
+        "--text-model",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fit the per-model text model whose scores the policy reads (default: on)",
     )
     p.add_argument(
         "--reward-outcome-weight",
@@ -147,13 +155,14 @@ def _train(args: argparse.Namespace) -> int:
     if path is None:
         print("train: no --dataset and QR_DATA_DIR is not set", file=sys.stderr)
         return 2
+    from quantum_router.learning.text_fit import TextFitConfig
     from quantum_router.learning.train import TrainConfig, train_policy  # imports Ray lazily
 
     data = load_dataset(path)
     train, test, how, seed, frac = _split(data, args, {})
-    spec = feature_spec_for_dataset(data)
     costs = model_costs_per_1k(data.models, parse_cost_overrides(args.cost))
-    problem = to_problem(train, spec, costs)
+    text = TextFitConfig(seed=seed) if args.text_model else None
+    problem, test_problem = training_problems(data, train, test, costs, text)
     reward_options: dict[str, Any] = {}
     if args.reward is not None:
         reward_options["reward"] = args.reward
@@ -182,7 +191,7 @@ def _train(args: argparse.Namespace) -> int:
         },
     )
     result.policy.save(Path(args.output))
-    reports = evaluate(to_problem(test, spec, costs), problem, result.policy, args.cost_weight, seed)
+    reports = evaluate(test_problem, problem, result.policy, args.cost_weight, seed)
     print(
         f"wrote {args.output} ({result.policy.version}): {result.env_steps} experiences in "
         f"{result.seconds_training:.1f}s ({result.experiences_per_second:.0f}/s), "
@@ -204,8 +213,9 @@ def _eval(args: argparse.Namespace) -> int:
         overrides = {**known, **overrides}
     costs = model_costs_per_1k(data.models, overrides)
     spec = policy.feature_spec if policy else feature_spec_for_dataset(data)
-    test_problem = to_problem(test, spec, costs)
-    train_problem = to_problem(train, spec, costs) if len(train) else None
+    text_model = policy.text_model if policy else None
+    test_problem = to_problem(test, spec, costs, text_model)
+    train_problem = to_problem(train, spec, costs, text_model) if len(train) else None
     reports = evaluate(test_problem, train_problem, policy, args.cost_weight, seed)
     primary = next((r for r in reports if r.name == "policy"), None) or next(
         (r for r in reports if r.name == "prior"), reports[0]

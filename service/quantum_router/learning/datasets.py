@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import csv
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +21,10 @@ from quantum_router.catalog import load_catalog
 from quantum_router.features import FeatureSpec, extract
 from quantum_router.learning.problem import Problem
 from quantum_router.settings import PACKAGE_DIR
+from quantum_router.text_model import TextModel
+
+if TYPE_CHECKING:
+    from quantum_router.learning.text_fit import TextFitConfig
 
 PROMPT_COLUMN = "prompt"
 TASK_TYPE_COLUMN = "task_type"
@@ -188,30 +193,79 @@ def model_costs_per_1k(
     return costs
 
 
-def feature_spec_for_dataset(data: Dataset, ngram_buckets: int = 512) -> FeatureSpec:
+def feature_spec_for_dataset(data: Dataset, ngram_buckets: int = 512, text_scores: int = 0) -> FeatureSpec:
     """A feature spec whose task types are the dataset's subjects (sorted, so it is stable)."""
     return FeatureSpec(
-        personas=(), task_types=tuple(sorted(set(data.task_types))), ngram_buckets=ngram_buckets
+        personas=(),
+        task_types=tuple(sorted(set(data.task_types))),
+        ngram_buckets=ngram_buckets,
+        text_scores=text_scores,
     )
 
 
-def featurise(data: Dataset, spec: FeatureSpec) -> npt.NDArray[np.float32]:
-    """The (n, spec.dim) feature matrix; task types unknown to the spec get an all-zero one-hot."""
+def featurise(
+    data: Dataset,
+    spec: FeatureSpec,
+    text_model: TextModel | None = None,
+    text_scores: npt.NDArray[np.float32] | None = None,
+) -> npt.NDArray[np.float32]:
+    """The (n, spec.dim) feature matrix; task types unknown to the spec get an all-zero one-hot.
+
+    The text-score columns come from ``text_scores`` when given (cross-fitted training scores), else from
+    ``text_model``.
+    """
     if not len(data):
         return np.zeros((0, spec.dim), dtype=np.float32)
-    return np.stack(
-        [extract(p, DEFAULT_PERSONA, t, spec) for p, t in zip(data.prompts, data.task_types, strict=True)]
-    )
+    if text_scores is None:
+        return np.stack(
+            [
+                extract(p, DEFAULT_PERSONA, t, spec, text_model)
+                for p, t in zip(data.prompts, data.task_types, strict=True)
+            ]
+        )
+    base = replace(spec, text_scores=0)
+    rows = [extract(p, DEFAULT_PERSONA, t, base) for p, t in zip(data.prompts, data.task_types, strict=True)]
+    return np.hstack([np.stack(rows), np.asarray(text_scores, dtype=np.float32)])
 
 
-def to_problem(data: Dataset, spec: FeatureSpec, costs_per_1k: list[float]) -> Problem:
-    """Turn a dataset into a training/evaluation problem on ``spec``'s features."""
+def to_problem(
+    data: Dataset,
+    spec: FeatureSpec,
+    costs_per_1k: list[float],
+    text_model: TextModel | None = None,
+    text_scores: npt.NDArray[np.float32] | None = None,
+) -> Problem:
+    """Turn a dataset into a training/evaluation problem on ``spec``'s features (see :func:`featurise`)."""
     return Problem(
         models=list(data.models),
         feature_spec=spec,
-        features=featurise(data, spec),
+        features=featurise(data, spec, text_model, text_scores),
         quality=data.outcomes.astype(np.float32),
         costs_per_1k=list(costs_per_1k),
         task_types=list(data.task_types),
         info={"dataset": data.source, "rows": len(data)},
+        text_model=text_model,
+        text_cross_fitted=text_scores is not None,
     )
+
+
+def training_problems(
+    data: Dataset, train: Dataset, test: Dataset, costs_per_1k: list[float], text: TextFitConfig | None
+) -> tuple[Problem, Problem]:
+    """Train and test problems (split from ``data``) on one spec; with ``text`` a text model is fitted on
+    ``train`` alone and the spec is its scores plus length bins.
+
+    Training rows get cross-fitted text scores, test rows the scores of the model fitted on every training
+    row, which is the model the policy carries.
+    """
+    if text is None:
+        spec = feature_spec_for_dataset(data)
+        return to_problem(train, spec, costs_per_1k), to_problem(test, spec, costs_per_1k)
+    from quantum_router.learning.text_fit import fit_with_cross_scores  # scipy: training only
+
+    model, cross = fit_with_cross_scores(train.prompts, train.task_types, train.outcomes, text)
+    # The text model reads the wording and the task type; the network gets its scores, the length bins and
+    # the bias. Also giving it the 512 n-gram buckets and the subject one-hot cost 0.01-0.025 APGR on MMLU:
+    # SGD fitted noise in them (docs/routing.md).
+    spec = FeatureSpec(personas=(), task_types=(), ngram_buckets=0, text_scores=model.outputs)
+    return to_problem(train, spec, costs_per_1k, model, cross), to_problem(test, spec, costs_per_1k, model)

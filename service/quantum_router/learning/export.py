@@ -16,6 +16,7 @@ import numpy as np
 
 from quantum_router.features import FeatureSpec
 from quantum_router.policy import Layers, Policy
+from quantum_router.text_model import TextModel
 
 _KEY = re.compile(r"^(encoder|af|vf)\.net\.mlp\.(\d+)\.(weight|bias)$")
 _HEADS = {"encoder": "encoder", "af": "advantage", "vf": "value"}
@@ -49,6 +50,7 @@ def policy_from_state_dict(
     cost_weight: float,
     model_costs: list[float],
     info: dict[str, Any],
+    text_model: TextModel | None = None,
 ) -> Policy:
     """Build a :class:`Policy` from a DQN module's ``state_dict()``; raises if it is not a DQN MLP."""
     layers = layers_from_state_dict(state)
@@ -65,4 +67,5 @@ def policy_from_state_dict(
         cost_weight=cost_weight,
         model_costs=list(model_costs),
         info=info,
+        text_model=text_model,
     )

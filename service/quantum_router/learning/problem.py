@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from quantum_router.features import FeatureSpec
+from quantum_router.text_model import TextModel
 
 FloatMatrix = npt.NDArray[np.float32]
 
@@ -29,6 +30,11 @@ class Problem:
     costs_per_1k: list[float]  # USD per 1k tokens, catalog units, one per model
     task_types: list[str] = field(default_factory=list)  # one per row (may be empty for logs)
     info: dict[str, Any] = field(default_factory=dict)
+    # The text model behind the last feature_spec.text_scores features, exported with the policy.
+    text_model: TextModel | None = None
+    # True when those scores were cross-fitted on this problem's own outcomes (a dataset), so they are an
+    # honest reward model for it; logged features carry the serving policy's scores instead.
+    text_cross_fitted: bool = False
 
     def __post_init__(self) -> None:
         n = self.features.shape[0]
@@ -65,4 +71,6 @@ class Problem:
             costs_per_1k=list(self.costs_per_1k),
             task_types=[self.task_types[i] for i in rows] if self.task_types else [],
             info=dict(self.info),
+            text_model=self.text_model,
+            text_cross_fitted=self.text_cross_fitted,
         )

@@ -1,4 +1,5 @@
-"""A smoothed reward for the bandit env: a ridge reward model fitted on the training problem only.
+"""Smoothed rewards for the bandit env: the text model's cross-fitted scores, or a ridge reward model
+fitted on the training problem only.
 
 On a full-information dataset the outcome of a model on a prompt is one binary draw, so Q(s, a) regressed
 on it by SGD mostly learns noise (the 8,000 MMLU training prompts each carry one correct/wrong bit per
@@ -36,4 +37,32 @@ def smoothed_problem(problem: Problem, alpha: float, outcome_weight: float = 0.0
     out = problem.subset(np.arange(len(problem)))
     out.quality = smoothed_quality(problem, alpha, outcome_weight)
     out.info = {**problem.info, "reward_model": {"ridge": alpha, "outcome_weight": outcome_weight}}
+    return out
+
+
+def text_scored_quality(problem: Problem, outcome_weight: float = 0.0) -> np.ndarray:
+    """(n, models) blend of each row's observed quality and the text model's cross-fitted score of it.
+
+    The scores are the last ``feature_spec.text_scores`` features; numeric qualities outside [0, 1] were
+    scaled onto it for fitting and are scaled back here.
+    """
+    if not 0.0 <= outcome_weight <= 1.0:
+        raise ValueError("outcome_weight must be in [0, 1]")
+    k = problem.feature_spec.text_scores
+    if k != len(problem.models) or not problem.text_cross_fitted:
+        raise ValueError("the text reward needs cross-fitted text scores for every model")
+    quality = problem.quality.astype(np.float64)
+    low, high = float(quality.min()), float(quality.max())
+    scores = problem.features[:, -k:].astype(np.float64)
+    if low < 0.0 or high > 1.0:
+        scores = low + scores * (high - low if high > low else 1.0)
+    blended = outcome_weight * quality + (1.0 - outcome_weight) * scores
+    return blended.astype(np.float32)
+
+
+def text_scored_problem(problem: Problem, outcome_weight: float = 0.0) -> Problem:
+    """``problem`` with its quality replaced by :func:`text_scored_quality`."""
+    out = problem.subset(np.arange(len(problem)))
+    out.quality = text_scored_quality(problem, outcome_weight)
+    out.info = {**problem.info, "reward_model": {"text": "cross-fitted", "outcome_weight": outcome_weight}}
     return out

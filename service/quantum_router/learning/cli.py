@@ -74,6 +74,7 @@ def train_parser() -> argparse.ArgumentParser:
         help="reward penalty per normalised cost (1 = the most expensive model)",
     )
     p.add_argument("--hidden", default="64", help="hidden layer sizes, comma separated")
+    p.add_argument("--lr", type=float, default=None, help="initial learning rate (default: TrainConfig's)")
     p.add_argument(
         "--reward",
         choices=["auto", "text", "ridge", "outcome"],
@@ -163,13 +164,15 @@ def _train(args: argparse.Namespace) -> int:
     costs = model_costs_per_1k(data.models, parse_cost_overrides(args.cost))
     text = TextFitConfig(seed=seed) if args.text_model else None
     problem, test_problem = training_problems(data, train, test, costs, text)
-    reward_options: dict[str, Any] = {}
+    options: dict[str, Any] = {}
     if args.reward is not None:
-        reward_options["reward"] = args.reward
+        options["reward"] = args.reward
     if args.reward_outcome_weight is not None:
-        reward_options["reward_outcome_weight"] = args.reward_outcome_weight
+        options["reward_outcome_weight"] = args.reward_outcome_weight
+    if args.lr is not None:
+        options["lr"] = args.lr
     config = TrainConfig(
-        **reward_options,
+        **options,
         steps=args.steps,
         cost_weight=args.cost_weight,
         hidden=[int(h) for h in args.hidden.split(",") if h],

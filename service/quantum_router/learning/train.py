@@ -33,7 +33,10 @@ class TrainConfig:
     cost_weight: float = 0.1  # reward penalty, quality units per normalised cost (1.0 = most expensive)
     hidden: list[int] = field(default_factory=lambda: [64])
     activation: str = "relu"
-    lr: float = 1e-3  # decays linearly to a tenth by the last step: late updates then average out noise
+    # Decays linearly to a tenth by the last step, so late updates average out noise. On a smooth reward
+    # (text or ridge, the defaults) 3e-3 fits the reward's strong-minus-weak gap on the MMLU training rows
+    # with RMSE 0.0055 against 0.022 for 1e-3 (docs/routing.md); for the noisy outcome reward try 1e-3.
+    lr: float = 3e-3
     batch_size: int = 128
     rollout_fragment_length: int = 64
     num_envs_per_env_runner: int = 4

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from quantum_router.learning.experience import LoggedExperience
 from quantum_router.learning.train import TrainConfig, train_from_log, train_policy
 from quantum_router.policy import policy_from_bytes
+from quantum_router.text_model import TextHashing, TextModel
 
 from .conftest import synthetic_problem
 
@@ -35,6 +38,20 @@ def test_dqn_beats_random_on_held_out_contexts() -> None:
 
 def test_train_from_experience_log_learns_the_logged_best_model() -> None:
     problem, _ = synthetic_problem(1500, seed=3)
+    # The serving policy had a text model (an uninformative one: every score is 0.5), so every logged
+    # feature vector ends with its scores, and the policy trained on the log must carry it on.
+    text = TextModel(
+        TextHashing(buckets=64),
+        np.ones(64, np.float32),
+        np.zeros((64, 3), np.float32),
+        np.zeros(3, np.float32),
+    )
+    spec = dataclasses.replace(problem.feature_spec, text_scores=3)
+    problem = dataclasses.replace(
+        problem,
+        feature_spec=spec,
+        features=np.hstack([problem.features, np.full((1500, 3), 0.5, np.float32)]),
+    )
     task = problem.features[:, 8:12].argmax(axis=1)
     best = task % 3  # linear in the task one-hot, so the per-model ridge reward model can represent it
     rng = np.random.default_rng(0)
@@ -48,7 +65,12 @@ def test_train_from_experience_log_learns_the_logged_best_model() -> None:
             )
         )
     config = TrainConfig(steps=2000, hidden=[16], lr=3e-3, batch_size=128, training_intensity=16.0, seed=0)
-    result = train_from_log(log, problem.feature_spec, problem.models, [0.001, 0.002, 0.003], config)
+    result = train_from_log(
+        log, problem.feature_spec, problem.models, [0.001, 0.002, 0.003], config, text_model=text
+    )
     assert result.policy.info["source"] == "experience log" and result.policy.info["experiences"] == len(log)
+    # No prompts in the log, so no cross-fitted text scores: the reward is the IPS ridge fill-in.
+    assert result.policy.info["reward"] == "ridge" and result.policy.text_model is text
+    assert result.policy.features("any prompt", "", "a").shape == (spec.dim,)
     chosen = result.policy.q_values(problem.features).argmax(axis=1)
     assert (chosen == best).mean() > 0.9

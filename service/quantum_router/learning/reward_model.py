@@ -17,10 +17,28 @@ from quantum_router.learning.experience import fit_ridge
 from quantum_router.learning.problem import Problem
 
 
-def smoothed_quality(problem: Problem, alpha: float, outcome_weight: float = 0.0) -> np.ndarray:
-    """(n, models) blend of each row's observed quality and a per-model ridge fit of it on the features."""
+def _blend(problem: Problem, smooth: np.ndarray, outcome_weight: float) -> np.ndarray:
+    """``outcome_weight`` x observed quality + (1 - ``outcome_weight``) x ``smooth``, as float32."""
+    blended = outcome_weight * problem.quality.astype(np.float64) + (1.0 - outcome_weight) * smooth
+    return blended.astype(np.float32)
+
+
+def _check_weight(outcome_weight: float) -> None:
     if not 0.0 <= outcome_weight <= 1.0:
         raise ValueError("outcome_weight must be in [0, 1]")
+
+
+def _paying(problem: Problem, quality: np.ndarray, reward_model: dict[str, object]) -> Problem:
+    """``problem`` with its quality replaced (features, costs unchanged) and the reward model noted."""
+    out = problem.subset(np.arange(len(problem)))
+    out.quality = quality
+    out.info = {**problem.info, "reward_model": reward_model}
+    return out
+
+
+def smoothed_quality(problem: Problem, alpha: float, outcome_weight: float = 0.0) -> np.ndarray:
+    """(n, models) blend of each row's observed quality and a per-model ridge fit of it on the features."""
+    _check_weight(outcome_weight)
     x = problem.features.astype(np.float64)
     xb = np.hstack([x, np.ones((len(x), 1))])
     low, high = float(problem.quality.min()), float(problem.quality.max())
@@ -28,16 +46,13 @@ def smoothed_quality(problem: Problem, alpha: float, outcome_weight: float = 0.0
     for j in range(len(problem.models)):
         coef = fit_ridge(x, problem.quality[:, j].astype(np.float64), np.ones(len(x)), alpha)
         fitted[:, j] = np.clip(xb @ coef, low, high)
-    blended = outcome_weight * problem.quality.astype(np.float64) + (1.0 - outcome_weight) * fitted
-    return blended.astype(np.float32)
+    return _blend(problem, fitted, outcome_weight)
 
 
 def smoothed_problem(problem: Problem, alpha: float, outcome_weight: float = 0.0) -> Problem:
     """``problem`` with its quality replaced by :func:`smoothed_quality` (features, costs unchanged)."""
-    out = problem.subset(np.arange(len(problem)))
-    out.quality = smoothed_quality(problem, alpha, outcome_weight)
-    out.info = {**problem.info, "reward_model": {"ridge": alpha, "outcome_weight": outcome_weight}}
-    return out
+    quality = smoothed_quality(problem, alpha, outcome_weight)
+    return _paying(problem, quality, {"ridge": alpha, "outcome_weight": outcome_weight})
 
 
 def text_scored_quality(problem: Problem, outcome_weight: float = 0.0) -> np.ndarray:
@@ -46,23 +61,18 @@ def text_scored_quality(problem: Problem, outcome_weight: float = 0.0) -> np.nda
     The scores are the last ``feature_spec.text_scores`` features; numeric qualities outside [0, 1] were
     scaled onto it for fitting and are scaled back here.
     """
-    if not 0.0 <= outcome_weight <= 1.0:
-        raise ValueError("outcome_weight must be in [0, 1]")
+    _check_weight(outcome_weight)
     k = problem.feature_spec.text_scores
     if k != len(problem.models) or not problem.text_cross_fitted:
         raise ValueError("the text reward needs cross-fitted text scores for every model")
-    quality = problem.quality.astype(np.float64)
-    low, high = float(quality.min()), float(quality.max())
+    low, high = float(problem.quality.min()), float(problem.quality.max())
     scores = problem.features[:, -k:].astype(np.float64)
     if low < 0.0 or high > 1.0:
         scores = low + scores * (high - low if high > low else 1.0)
-    blended = outcome_weight * quality + (1.0 - outcome_weight) * scores
-    return blended.astype(np.float32)
+    return _blend(problem, scores, outcome_weight)
 
 
 def text_scored_problem(problem: Problem, outcome_weight: float = 0.0) -> Problem:
     """``problem`` with its quality replaced by :func:`text_scored_quality`."""
-    out = problem.subset(np.arange(len(problem)))
-    out.quality = text_scored_quality(problem, outcome_weight)
-    out.info = {**problem.info, "reward_model": {"text": "cross-fitted", "outcome_weight": outcome_weight}}
-    return out
+    quality = text_scored_quality(problem, outcome_weight)
+    return _paying(problem, quality, {"text": "cross-fitted", "outcome_weight": outcome_weight})

@@ -44,6 +44,11 @@ class TextHashing:
         return zlib.crc32(_TASK_TOKEN + task_type.encode()) % self.buckets
 
 
+def sigmoid(z: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    """The logistic function: log-odds to probability."""
+    return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)
+
+
 def weighted_row(ngrams: IntArray, task_bucket: int, idf: FloatArray) -> tuple[IntArray, FloatArray]:
     """Indices and values of one prompt's row: L2-normalised idf weights of its n-grams, task token 1."""
     values = idf[ngrams].astype(np.float32)
@@ -86,8 +91,7 @@ class TextModel:
 
     def scores(self, normalised: str, task_type: str) -> FloatArray:
         """Probability of a good answer, per model (the policy's text-score features)."""
-        out: FloatArray = (1.0 / (1.0 + np.exp(-self.logits(normalised, task_type)))).astype(np.float32)
-        return out
+        return sigmoid(self.logits(normalised, task_type)).astype(np.float32)
 
     def to_arrays(self) -> dict[str, npt.NDArray[Any]]:
         """Arrays for the policy archive (no pickles)."""

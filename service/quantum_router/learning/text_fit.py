@@ -17,7 +17,7 @@ import numpy.typing as npt
 from scipy import optimize, sparse
 
 from quantum_router.features import normalise_prompt
-from quantum_router.text_model import IntArray, TextHashing, TextModel, weighted_row
+from quantum_router.text_model import IntArray, TextHashing, TextModel, sigmoid, weighted_row
 
 FloatMatrix = npt.NDArray[np.float64]
 
@@ -80,7 +80,7 @@ def fit_logistic(
         beta, bias = params[:dim], params[dim]
         z = x @ beta + bias
         value = float(np.sum(weight * (np.logaddexp(0.0, z) - y * z)) + beta @ beta / (2.0 * c))
-        residual = weight * (1.0 / (1.0 + np.exp(-z)) - y)
+        residual = weight * (sigmoid(z) - y)
         grad = np.empty(dim + 1)
         grad[:dim] = xt @ residual + beta / c
         grad[dim] = residual.sum()
@@ -93,20 +93,20 @@ def fit_logistic(
     return params[:dim], float(params[dim])
 
 
-def _scaled(quality: FloatMatrix) -> tuple[FloatMatrix, float, float]:
-    # Binary outcomes stay as they are; numeric qualities are mapped onto [0, 1] for the logistic loss.
+def _scaled(quality: FloatMatrix) -> FloatMatrix:
+    # Binary outcomes stay as they are; numeric qualities are mapped onto [0, 1] for the logistic loss
+    # (reward_model.text_scored_quality maps the scores back).
     low, high = float(quality.min()), float(quality.max())
     if low >= 0.0 and high <= 1.0:
-        return quality, 0.0, 1.0
-    span = high - low if high > low else 1.0
-    return (quality - low) / span, low, span
+        return quality
+    return (quality - low) / (high - low if high > low else 1.0)
 
 
 def fit_text_model(
     rows: PromptRows, quality: FloatMatrix, train: IntArray, config: TextFitConfig, hashing: TextHashing
 ) -> TextModel:
     """Per-model logistic regressions on the rows ``train`` of ``quality`` (n, models)."""
-    target, _, _ = _scaled(quality)
+    target = _scaled(quality)
     idf = rows.idf(train, hashing.buckets)
     x = rows.matrix(train, idf)
     weight = np.ones(len(train))
@@ -125,7 +125,7 @@ def fit_text_model(
 
 def _score(model: TextModel, rows: PromptRows, which: IntArray) -> npt.NDArray[np.float32]:
     logits = np.asarray(rows.matrix(which, model.idf) @ model.coef) + model.intercept
-    return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+    return sigmoid(logits).astype(np.float32)
 
 
 def fit_with_cross_scores(

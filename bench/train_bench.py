@@ -101,14 +101,14 @@ def text_probe(data_dir: Path, seeds: list[int]) -> dict[str, dict[str, list[flo
     from quantum_router.features import normalise_prompt
     from quantum_router.learning.evaluate import prior_scores, weak_and_strong
     from quantum_router.learning.metrics import apgr, two_model_curve
-    from quantum_router.learning.text_fit import fit_with_cross_scores
+    from quantum_router.learning.text_fit import fit_on_all
 
     data = load_dataset(data_dir)
     out: dict[str, dict[str, list[float]]] = {}
     for how in ("random", "subject"):
         for seed in seeds:
             train, test = split_dataset(data, how, seed)
-            model, _ = fit_with_cross_scores(train.prompts, train.task_types, train.outcomes)
+            model = fit_on_all(train.prompts, train.task_types, train.outcomes)
             pairs = zip(test.prompts, test.task_types, strict=True)
             scores = np.stack([model.scores(normalise_prompt(p), t) for p, t in pairs])
             a, b = training_problems(data, train, test, [0.0, 1.0], None)

@@ -128,6 +128,20 @@ def _score(model: TextModel, rows: PromptRows, which: IntArray) -> npt.NDArray[n
     return sigmoid(logits).astype(np.float32)
 
 
+def fit_on_all(
+    prompts: Sequence[str],
+    task_types: Sequence[str],
+    quality: npt.ArrayLike,
+    config: TextFitConfig | None = None,
+) -> TextModel:
+    """The text model fitted once on every row (no cross-fitted scores), e.g. to probe it alone."""
+    config = config or TextFitConfig()
+    hashing = TextHashing(buckets=config.buckets)
+    rows = PromptRows.build(prompts, task_types, hashing)
+    q = np.asarray(quality, dtype=np.float64)
+    return fit_text_model(rows, q, np.arange(len(prompts)), config, hashing)
+
+
 def fit_with_cross_scores(
     prompts: Sequence[str],
     task_types: Sequence[str],

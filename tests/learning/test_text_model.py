@@ -79,7 +79,7 @@ def test_served_features_equal_the_rows_the_model_was_fitted_on() -> None:
     # The task type is part of the input: the same words under another task type score differently.
     assert not np.allclose(model.logits(normalise_prompt(prompts[0]), "algebra"), served[0])
     data = Dataset(prompts=prompts, task_types=tasks, models=["w", "s"], outcomes=outcomes)
-    spec = feature_spec_for_dataset(data, text_scores=2)
+    spec = dataclasses.replace(feature_spec_for_dataset(data), text_scores=2)
     features = featurise(data, spec, model)
     np.testing.assert_allclose(features[:, -2:], 1.0 / (1.0 + np.exp(-served)), rtol=1e-5)
 

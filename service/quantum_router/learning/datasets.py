@@ -193,13 +193,10 @@ def model_costs_per_1k(
     return costs
 
 
-def feature_spec_for_dataset(data: Dataset, ngram_buckets: int = 512, text_scores: int = 0) -> FeatureSpec:
+def feature_spec_for_dataset(data: Dataset, ngram_buckets: int = 512) -> FeatureSpec:
     """A feature spec whose task types are the dataset's subjects (sorted, so it is stable)."""
     return FeatureSpec(
-        personas=(),
-        task_types=tuple(sorted(set(data.task_types))),
-        ngram_buckets=ngram_buckets,
-        text_scores=text_scores,
+        personas=(), task_types=tuple(sorted(set(data.task_types))), ngram_buckets=ngram_buckets
     )
 
 

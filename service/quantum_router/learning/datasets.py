@@ -213,16 +213,13 @@ def featurise(
     """
     if not len(data):
         return np.zeros((0, spec.dim), dtype=np.float32)
+    # Given scores replace the text model's: extract the rest and append them.
+    own = replace(spec, text_scores=0) if text_scores is not None else spec
+    pairs = zip(data.prompts, data.task_types, strict=True)
+    rows = np.stack([extract(p, DEFAULT_PERSONA, t, own, text_model) for p, t in pairs])
     if text_scores is None:
-        return np.stack(
-            [
-                extract(p, DEFAULT_PERSONA, t, spec, text_model)
-                for p, t in zip(data.prompts, data.task_types, strict=True)
-            ]
-        )
-    base = replace(spec, text_scores=0)
-    rows = [extract(p, DEFAULT_PERSONA, t, base) for p, t in zip(data.prompts, data.task_types, strict=True)]
-    return np.hstack([np.stack(rows), np.asarray(text_scores, dtype=np.float32)])
+        return rows
+    return np.hstack([rows, np.asarray(text_scores, dtype=np.float32)])
 
 
 def to_problem(

@@ -1,0 +1,71 @@
+"""Pieces every pod template of the stack shares: placement, security context, resources, env refs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from router_operator.spec import Placement, Resources, SecretKeyRef
+
+# A non-root user that exists in every image we build (images/); the UID is what matters to Kubernetes.
+RUN_AS_USER = 10001
+
+
+def resources(res: Resources) -> dict[str, Any]:
+    """The container resources block, empty parts left out."""
+    out: dict[str, Any] = {}
+    if res.requests:
+        out["requests"] = {k: str(v) for k, v in res.requests.items()}
+    if res.limits:
+        out["limits"] = {k: str(v) for k, v in res.limits.items()}
+    return out
+
+
+def container_security() -> dict[str, Any]:
+    """Restricted pod security standard: no privilege, no capabilities, read-only root."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def pod_security(fs_group: bool = False) -> dict[str, Any]:
+    """Pod-level security context; fs_group makes volumes writable by the non-root user."""
+    ctx: dict[str, Any] = {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS_USER,
+        "runAsGroup": RUN_AS_USER,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    if fs_group:
+        ctx["fsGroup"] = RUN_AS_USER
+    return ctx
+
+
+def placement(p: Placement) -> dict[str, Any]:
+    """nodeSelector and tolerations for a pod spec (omitted when empty)."""
+    out: dict[str, Any] = {}
+    if p.node_selector:
+        out["nodeSelector"] = dict(p.node_selector)
+    if p.tolerations:
+        out["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in p.tolerations]
+    return out
+
+
+def secret_env(name: str, ref: SecretKeyRef) -> dict[str, Any]:
+    """An env var from a Secret key."""
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+
+
+def tmp_volume() -> tuple[dict[str, Any], dict[str, Any]]:
+    """An emptyDir at /tmp (volume, mount): the root filesystem is read-only."""
+    return {"name": "tmp", "emptyDir": {}}, {"name": "tmp", "mountPath": "/tmp"}
+
+
+def volume_claim(name: str, storage: str, storage_class: str | None) -> dict[str, Any]:
+    """A StatefulSet volumeClaimTemplate of `storage` bytes."""
+    spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}}
+    if storage_class:
+        spec["storageClassName"] = storage_class
+    return {"metadata": {"name": name}, "spec": spec}

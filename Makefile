@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run run-stack venv test unit lint fmt bench bench-stack e2e cluster-up cluster-down clean
+.PHONY: run run-stack venv test unit lint fmt bench bench-stack e2e cluster-up cluster-down clean operator-run crds
 
 $(UV):
 	python3 -m venv $(QR_CACHE)/uv-$(UV_VERSION)
@@ -33,13 +33,13 @@ run-stack: $(VENV)/.synced
 	scripts/run-stack.sh
 
 lint: $(VENV)/.synced
-	$(VENV)/bin/ruff check service tests e2e bench
-	$(VENV)/bin/ruff format --check service tests e2e bench
+	$(VENV)/bin/ruff check service operator tests e2e bench
+	$(VENV)/bin/ruff format --check service operator tests e2e bench
 	$(VENV)/bin/mypy
 
 fmt: $(VENV)/.synced
-	$(VENV)/bin/ruff format service tests e2e bench
-	$(VENV)/bin/ruff check --fix service tests e2e bench
+	$(VENV)/bin/ruff format service operator tests e2e bench
+	$(VENV)/bin/ruff check --fix service operator tests e2e bench
 
 unit: $(VENV)/.synced
 	$(VENV)/bin/pytest -m "not integration and not e2e" $(PYTEST_ARGS)
@@ -56,6 +56,14 @@ bench: $(VENV)/.synced
 
 bench-stack: $(VENV)/.synced
 	$(PY) -m bench.stack_bench
+
+# The operator against the current kubeconfig (KUBECONFIG), all namespaces; make cluster-up gives one.
+operator-run: $(VENV)/.synced
+	$(VENV)/bin/router-operator $(OPERATOR_ARGS)
+
+# Regenerate the CRD from the spec models (a unit test fails when it is stale).
+crds: $(VENV)/.synced
+	$(PY) -m router_operator.crd > crds/routerdeployment.yaml
 
 cluster-up:
 	@e2e/controlplane/cluster.sh up

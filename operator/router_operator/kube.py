@@ -86,11 +86,10 @@ class Kube:
             header_params=headers,
             auth_settings=["BearerToken"],
         )
-        payload = json.dumps(body) if body is not None else None
         with self._lock:
             self.requests += 1
         resp = self.api.call_api(
-            method, url, header_params=headers, body=payload, _request_timeout=self.timeout_s
+            method, url, header_params=headers, body=body, _request_timeout=self.timeout_s
         )
         data = resp.read()  # type: ignore[no-untyped-call]
         text = data.decode() if isinstance(data, bytes) else str(data or "")

@@ -132,7 +132,8 @@ class Routing(Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    "self.complexVariations <= self.maxVariations",
+                    "!has(self.complexVariations) || !has(self.maxVariations) "
+                    "|| self.complexVariations <= self.maxVariations",
                     "routing.complexVariations must not exceed routing.maxVariations",
                 )
             ]
@@ -155,7 +156,9 @@ class ManagedRedis(Model):
 
     model_config = ConfigDict(
         json_schema_extra={
-            "x-kubernetes-validations": [cel("self.shards >= 3", "a Redis Cluster needs at least 3 shards")]
+            "x-kubernetes-validations": [
+                cel("!has(self.shards) || self.shards >= 3", "a Redis Cluster needs at least 3 shards")
+            ]
         }
     )
     shards: int = Field(3, ge=1, le=100, description="Primary shards (hash-slot owners); at least 3.")
@@ -163,6 +166,9 @@ class ManagedRedis(Model):
     storage: Quantity = Field("1Gi", description="Persistent volume size per Redis pod.")
     storage_class_name: str | None = Field(
         None, description="StorageClass of the volumes; unset: the default."
+    )
+    ephemeral: bool = Field(
+        False, description="emptyDir instead of volumes: a restarted pod rejoins empty (a pure cache)."
     )
     image: str = Field("quantum-router-redis:7", description="Image with redis-server and redis-cli.")
     resources: Resources = Field(default_factory=Resources, description="Resources of each Redis pod.")
@@ -186,7 +192,7 @@ class Cache(Model):
                     "cache.managed and cache.external are mutually exclusive",
                 ),
                 cel(
-                    "self.enabled || !(has(self.managed) || has(self.external))",
+                    "!has(self.enabled) || self.enabled || !(has(self.managed) || has(self.external))",
                     "cache.enabled=false takes neither cache.managed nor cache.external",
                 ),
             ]
@@ -223,6 +229,9 @@ class ManagedDatabase(Model):
     storage: Quantity = Field("5Gi", description="Persistent volume size per PostgreSQL pod.")
     storage_class_name: str | None = Field(
         None, description="StorageClass of the volumes; unset: the default."
+    )
+    ephemeral: bool = Field(
+        False, description="emptyDir instead of volumes: data is lost with the pod. For tests and demos only."
     )
     image: str = Field("quantum-router-postgres:15", description="Image with PostgreSQL server binaries.")
     resources: Resources = Field(default_factory=Resources, description="Resources of each PostgreSQL pod.")
@@ -345,18 +354,23 @@ class Placement(Model):
 
 
 class RouterDeploymentSpec(Model):
-    """The whole stack, as a platform engineer describes it."""
+    """The whole stack, as a platform engineer describes it.
+
+    CEL rules guard every field with has(): the API server also checks them against the bare `{}`
+    defaults of the objects, before nested defaults are filled in.
+    """
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    "!self.autoscaling.enabled || has(self.autoscaling.minReplicas) "
-                    "|| self.replicas <= self.autoscaling.maxReplicas",
+                    "!has(self.autoscaling) || !has(self.replicas) || !self.autoscaling.enabled "
+                    "|| has(self.autoscaling.minReplicas) || self.replicas <= self.autoscaling.maxReplicas",
                     "replicas (the HPA minimum) must not exceed autoscaling.maxReplicas",
                 ),
                 cel(
-                    "!self.autoscaling.enabled || has(self.autoscaling.minReplicas) || self.replicas >= 1",
+                    "!has(self.autoscaling) || !has(self.replicas) || !self.autoscaling.enabled "
+                    "|| has(self.autoscaling.minReplicas) || self.replicas >= 1",
                     "replicas (the HPA minimum) must be at least 1 while autoscaling is enabled",
                 ),
             ]

@@ -63,6 +63,23 @@ def tmp_volume() -> tuple[dict[str, Any], dict[str, Any]]:
     return {"name": "tmp", "emptyDir": {}}, {"name": "tmp", "mountPath": "/tmp"}
 
 
+def data_volume(
+    statefulset_spec: dict[str, Any], storage: str, storage_class: str | None, ephemeral: bool
+) -> None:
+    """Give a StatefulSet its `data` volume: a claim per pod, or an emptyDir when ephemeral."""
+    if ephemeral:
+        statefulset_spec["template"]["spec"].setdefault("volumes", []).append(
+            {"name": "data", "emptyDir": {}}
+        )
+    else:
+        statefulset_spec["volumeClaimTemplates"] = [volume_claim("data", storage, storage_class)]
+        # Deleting or scaling down keeps the data; a person decides when to drop it.
+        statefulset_spec["persistentVolumeClaimRetentionPolicy"] = {
+            "whenDeleted": "Retain",
+            "whenScaled": "Retain",
+        }
+
+
 def volume_claim(name: str, storage: str, storage_class: str | None) -> dict[str, Any]:
     """A StatefulSet volumeClaimTemplate of `storage` bytes."""
     spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}}

@@ -93,7 +93,7 @@ def _statefulset(
         ],
         "securityContext": pods.container_security(),
     }
-    return {
+    sts: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
         "metadata": owner.metadata(name, component),
@@ -116,9 +116,10 @@ def _statefulset(
                     **pods.placement(ctx.spec.placement),
                 },
             },
-            "volumeClaimTemplates": [pods.volume_claim("data", str(m.storage), m.storage_class_name)],
         },
     }
+    pods.data_volume(sts["spec"], str(m.storage), m.storage_class_name, m.ephemeral)
+    return sts
 
 
 def build_primary(ctx: Context) -> dict[str, Any]:

@@ -83,7 +83,7 @@ def build_statefulset(ctx: Context) -> dict[str, Any]:
         "volumeMounts": [{"name": "data", "mountPath": "/data"}, tmp_mount],
         "securityContext": pods.container_security(),
     }
-    return {
+    sts: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
         "metadata": owner.metadata(name, COMPONENT),
@@ -102,9 +102,10 @@ def build_statefulset(ctx: Context) -> dict[str, Any]:
                     **pods.placement(ctx.spec.placement),
                 },
             },
-            "volumeClaimTemplates": [pods.volume_claim("data", str(m.storage), m.storage_class_name)],
         },
     }
+    pods.data_volume(sts["spec"], str(m.storage), m.storage_class_name, m.ephemeral)
+    return sts
 
 
 def bootstrap_name(ctx: Context) -> str:

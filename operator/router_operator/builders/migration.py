@@ -5,42 +5,51 @@ from __future__ import annotations
 from typing import Any
 
 from router_operator.builders import pods
+from router_operator.builders.connections import database_env
 from router_operator.builders.context import Context
-from router_operator.builders.router import router_container
 from router_operator.owner import digest
 
 COMPONENT = "migration"
 IMAGE_ANNOTATION = "quantumrouter.dev/image"
 
 
-def migration_name(ctx: Context) -> str:
-    """One Job per image (a Job's template is immutable; a new image needs a new Job)."""
-    return ctx.owner.child(f"migrate-{digest(ctx.spec.image, 8)}")
+def pod_template(ctx: Context) -> dict[str, Any]:
+    """Only what `migrate` reads (the database URL): a catalog or settings change needs no new Job."""
+    container = {
+        "name": "migrate",
+        "image": ctx.spec.image,
+        "imagePullPolicy": ctx.spec.image_pull_policy,
+        "args": ["quantum-router", "migrate"],
+        "env": database_env(ctx),
+        "resources": pods.resources(ctx.spec.resources),
+        "securityContext": pods.container_security(),
+    }
+    return {
+        "metadata": {"labels": ctx.owner.labels(COMPONENT)},
+        "spec": {
+            "restartPolicy": "OnFailure",
+            "containers": [container],
+            "securityContext": pods.pod_security(),
+            "automountServiceAccountToken": False,
+            **pods.placement(ctx.spec.placement),
+        },
+    }
 
 
 def build_migration_job(ctx: Context) -> dict[str, Any]:
-    """The Job; the router Deployment is updated to this image only after it has succeeded."""
-    container, volumes = router_container(ctx, ["quantum-router", "migrate"])
-    container["resources"] = pods.resources(ctx.spec.resources)
+    """The Job; the router Deployment is updated to this image only after it has succeeded.
+
+    Its name carries a digest of its pod template: a Job's template is immutable, so a new image (or
+    new database settings) gets a new Job, and the gate waits for that one.
+    """
+    template = pod_template(ctx)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": ctx.owner.metadata(
-            migration_name(ctx), COMPONENT, annotations={IMAGE_ANNOTATION: ctx.spec.image}
+            ctx.owner.child(f"migrate-{digest(template, 8)}"),
+            COMPONENT,
+            annotations={IMAGE_ANNOTATION: ctx.spec.image},
         ),
-        "spec": {
-            "backoffLimit": 6,
-            "activeDeadlineSeconds": 900,
-            "template": {
-                "metadata": {"labels": ctx.owner.labels(COMPONENT)},
-                "spec": {
-                    "restartPolicy": "OnFailure",
-                    "containers": [container],
-                    "volumes": volumes,
-                    "securityContext": pods.pod_security(),
-                    "automountServiceAccountToken": False,
-                    **pods.placement(ctx.spec.placement),
-                },
-            },
-        },
+        "spec": {"backoffLimit": 6, "activeDeadlineSeconds": 900, "template": template},
     }

@@ -12,6 +12,7 @@ from quantum_router.api.errors import describe, install_error_handlers
 from quantum_router.api.middleware import RequestContextMiddleware
 from quantum_router.api.routes import auth, capabilities, execute, feedback, health, history, metrics
 from quantum_router.context import start_services, stop_services
+from quantum_router.drain import Drain
 from quantum_router.metrics import Metrics
 from quantum_router.settings import Settings, get_settings
 
@@ -39,6 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Routes each prompt to the model with the best quality for the cost.",
         lifespan=lifespan,
     )
+    # Outside the lifespan: the server sets it on SIGTERM, long before the lifespan's shutdown runs.
+    app.state.drain = Drain()
     for module in (health, capabilities, auth, execute, feedback, history, metrics):
         app.include_router(module.router)
     install_error_handlers(app)

@@ -55,16 +55,13 @@ def curl_examples(settings: Settings) -> list[str]:
 
 
 def _serve(settings: Settings) -> int:
-    import uvicorn
-
     from quantum_router.app import create_app
+    from quantum_router.server import serve
 
     app = create_app(settings)
     print(f"Quantum Router listening on http://{settings.host}:{settings.port} (docs at /docs)", flush=True)
     print("Try it:", *(f"  {line}" for line in curl_examples(settings)), sep="\n", flush=True)
-    uvicorn.run(
-        app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), access_log=False
-    )
+    serve(app, settings)
     return 0
 
 

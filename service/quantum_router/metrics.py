@@ -26,6 +26,13 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        # The autoscaler's custom metric, under the name the operator's HorizontalPodAutoscaler asks for
+        # (hence not ``qr_``).
+        self.inflight_requests = Gauge(
+            "quantum_router_inflight_requests",
+            "HTTP requests being served now (probes and /metrics excluded).",
+            registry=r,
+        )
         self.cache_requests = Counter(
             "qr_cache_requests_total", "Cache lookups by result.", ["result"], registry=r
         )

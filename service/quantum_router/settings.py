@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -17,6 +17,8 @@ from pydantic_settings import (
 )
 
 PACKAGE_DIR = Path(__file__).parent
+# Schemes CloudNativePG's secrets, libpq and most tools write; SQLAlchemy needs the async driver named.
+_PLAIN_POSTGRES_SCHEMES = frozenset({"postgresql", "postgres"})
 
 
 def _yaml_file() -> Path | None:
@@ -33,6 +35,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     log_level: str = "INFO"
+    shutdown_grace_seconds: int = Field(
+        30, ge=0, description="On SIGTERM, in-flight requests get this long to finish before being cancelled."
+    )
 
     # Persistence
     database_url: str = "sqlite+aiosqlite:///var/quantum-router.db"
@@ -90,6 +95,16 @@ class Settings(BaseSettings):
     # Executor: the URL of the Ray Serve variations app (quantum-router ray-serve); unset runs in-process.
     ray_serve_url: str | None = None
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_uses_asyncpg(cls, url: str) -> str:
+        return async_postgres_url(url)
+
+    @field_validator("database_replica_urls")
+    @classmethod
+    def _replica_urls_use_asyncpg(cls, urls: list[str]) -> list[str]:
+        return [async_postgres_url(url) for url in urls]
+
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> Settings:
         if self.environment == "production" and (self.jwt_secret is None or self.admin_password is None):
@@ -113,6 +128,14 @@ class Settings(BaseSettings):
         if path is not None:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
         return tuple(sources)
+
+
+def async_postgres_url(url: str) -> str:
+    """``postgresql://`` or ``postgres://`` as ``postgresql+asyncpg://``; any other URL unchanged."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.lower() in _PLAIN_POSTGRES_SCHEMES:
+        return f"postgresql+asyncpg://{rest}"
+    return url
 
 
 def load_yaml(path: Path) -> Any:

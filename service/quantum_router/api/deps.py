@@ -19,6 +19,7 @@ from quantum_router.auth.tokens import (
 from quantum_router.auth.tokens import verify_token as verify_jwt
 from quantum_router.context import Services
 from quantum_router.db import store
+from quantum_router.drain import Drain
 
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
@@ -30,6 +31,15 @@ def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_drain(request: Request) -> Drain:
+    """Whether the server has begun a graceful shutdown (set by ``server.DrainingServer``)."""
+    drain: Drain = request.app.state.drain
+    return drain
+
+
+DrainDep = Annotated[Drain, Depends(get_drain)]
 
 
 async def _principal_from_api_key(services: Services, key: str) -> Principal:

@@ -1,4 +1,5 @@
-"""Request id, X-Process-Time, body-size guard, slow-request log and the request-duration histogram.
+"""Request id, X-Process-Time, body-size guard, slow-request log, the request-duration histogram and the
+in-flight gauge.
 
 A plain ASGI middleware rather than ``BaseHTTPMiddleware``: it adds no task or stream copy per request.
 """
@@ -17,6 +18,9 @@ from quantum_router.metrics import Metrics
 
 log = logging.getLogger("quantum_router.access")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+# Probes and scrapes are not load: counting them in flight would make an idle replica look busy to the
+# autoscaler.
+_NOT_LOAD = frozenset({"/metrics", "/livez", "/readyz"})
 
 
 class RequestContextMiddleware:
@@ -31,7 +35,14 @@ class RequestContextMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
-            return
+        elif scope["path"] in _NOT_LOAD:
+            await self._handle(scope, receive, send)
+        else:
+            # Decremented however the request ends, cancellation at the shutdown deadline included.
+            with self.metrics.inflight_requests.track_inprogress():
+                await self._handle(scope, receive, send)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         headers = dict(scope["headers"])
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")

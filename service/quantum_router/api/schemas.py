@@ -140,6 +140,18 @@ class HealthResponse(BaseModel):
     version: str
 
 
+class LivenessResponse(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadinessResponse(BaseModel):
+    status: Literal["ready", "not_ready"]
+    reason: Literal["database_unavailable", "draining"] | None = None
+    # Left out while draining: the answer is 503 whatever they are, so they are not checked.
+    database: Literal["ok", "down"] | None = None
+    cache: Literal["ok", "degraded"] | None = None
+
+
 class ErrorResponse(BaseModel):
     detail: str
     reason: str | None = None

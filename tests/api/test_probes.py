@@ -1,0 +1,70 @@
+"""The Kubernetes probes: /livez ignores dependencies, /readyz follows the database and the drain."""
+
+from pathlib import Path
+from signal import SIGTERM
+
+import uvicorn
+from fastapi.testclient import TestClient
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from quantum_router.server import DrainingServer
+from tests.conftest import ClientFactory
+from tests.ports import free_port
+
+
+def _lose_the_database(client: TestClient, tmp_path: Path) -> None:
+    # As test_service_endpoints does: a primary in a directory that does not exist never connects.
+    services = client.app.state.services  # type: ignore[attr-defined]
+    dead = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
+    services.db.primary = dead
+    services.db.write_session.configure(bind=dead)
+
+
+def test_livez_and_readyz_answer_200_without_credentials(client: TestClient) -> None:
+    live = client.get("/livez")
+    assert (live.status_code, live.json()) == (200, {"status": "ok"})
+    ready = client.get("/readyz")
+    assert (ready.status_code, ready.json()) == (200, {"status": "ready", "database": "ok", "cache": "ok"})
+
+
+def test_a_database_outage_makes_readyz_503_but_leaves_livez_200(client: TestClient, tmp_path: Path) -> None:
+    _lose_the_database(client, tmp_path)
+    assert client.get("/v1/health").status_code == 503
+    live = client.get("/livez")
+    assert (live.status_code, live.json()) == (200, {"status": "ok"})
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json() == {
+        "status": "not_ready",
+        "reason": "database_unavailable",
+        "database": "down",
+        "cache": "ok",
+    }
+
+
+def test_a_cache_outage_leaves_readyz_200_and_shows_in_the_body(client_factory: ClientFactory) -> None:
+    # Redis on a port nothing listens on: every cache call fails for real.
+    client = client_factory(redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_timeout_seconds=0.05)
+    ready = client.get("/readyz")
+    assert (ready.status_code, ready.json()) == (
+        200,
+        {"status": "ready", "database": "ok", "cache": "degraded"},
+    )
+
+
+def test_readyz_is_503_draining_once_the_server_handles_sigterm(client: TestClient) -> None:
+    app = client.app
+    server = DrainingServer(uvicorn.Config(app), app.state.drain)  # type: ignore[attr-defined]
+    assert client.get("/readyz").status_code == 200
+    # What uvicorn's signal handler calls on SIGTERM, before it stops accepting and drains.
+    server.handle_exit(SIGTERM, None)
+    assert server.should_exit
+    ready = client.get("/readyz")
+    assert (ready.status_code, ready.json()) == (503, {"status": "not_ready", "reason": "draining"})
+    assert client.get("/livez").status_code == 200
+
+
+def test_probes_take_no_rate_limit_token(client_factory: ClientFactory) -> None:
+    client = client_factory(rate_limit_burst=1, rate_limit_per_minute=1)
+    statuses = {client.get(path).status_code for path in ("/livez", "/readyz") for _ in range(5)}
+    assert statuses == {200}

@@ -160,7 +160,15 @@ class Runtime:
                 log.warning("listing RouterDeployments failed, will retry: %s", exc)
                 continue
             live = [b for b in bodies if not b["metadata"].get("deletionTimestamp")]
+            started = time.monotonic()
             await asyncio.gather(*(self.submit(b, needs_prune(b)) for b in live))
+            log.info(
+                "resync of %d RouterDeployments took %.2f s; totals: %d reconciles, %d API requests",
+                len(live),
+                time.monotonic() - started,
+                self.reconciles,
+                self.kube.requests,
+            )
 
     def close(self) -> None:
         """Stop the pool (running reconciles finish)."""

@@ -78,3 +78,11 @@ def test_cel_rules_are_present_where_promised() -> None:
         "self.metadata.name.size() <= 40",
     ):
         assert rule in text, rule
+
+
+def test_docs_reference_is_current() -> None:
+    from router_operator.reference import update
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "operator.md").read_text()
+    assert update(page) == page, "run: .venv/bin/python -m router_operator.reference docs/operator.md"
+    assert "`spec.cache.managed.shards`" in page and "`MigrationFailed`" in page

@@ -3,7 +3,14 @@
 
 # shellcheck disable=SC2034 # used by cluster.sh
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
-SERVICE_CIDR=10.0.0.0/24
+# Scale benchmarks need more Service addresses than the default /24 holds.
+SERVICE_CIDR=${QR_SERVICE_CIDR:-10.0.0.0/24}
+# Client rate limits of the controllers and the scheduler (Kubernetes defaults: 20/30 and 50/100);
+# a scale benchmark raises them so the control plane, not a client throttle, is what it measures.
+CLIENT_QPS=${QR_CLIENT_QPS:-}
+client_qps_flags() {
+  [[ -z $CLIENT_QPS ]] || echo "--kube-api-qps=$CLIENT_QPS --kube-api-burst=$((CLIENT_QPS * 2))"
+}
 
 start_etcd() {
   local client="http://127.0.0.1:$PORT_ETCD" peer="http://127.0.0.1:$PORT_ETCD_PEER"
@@ -33,6 +40,7 @@ start_apiserver() {
 
 start_controller_manager() {
   local p="$STATE/pki"
+  # shellcheck disable=SC2046 # split on purpose: no flags, or --kube-api-qps and --kube-api-burst
   start_proc kube-controller-manager "$BIN_DIR/kube-controller-manager" \
     --kubeconfig="$STATE/controller-manager.kubeconfig" \
     --bind-address=127.0.0.1 --secure-port="$PORT_CONTROLLER_MANAGER" \
@@ -40,14 +48,15 @@ start_controller_manager() {
     --leader-elect=false --use-service-account-credentials=true --controllers='*' \
     --root-ca-file="$p/ca.crt" --service-account-private-key-file="$p/sa.key" \
     --cluster-signing-cert-file="$p/ca.crt" --cluster-signing-key-file="$p/ca.key" \
-    --service-cluster-ip-range="$SERVICE_CIDR" --profiling=false
+    --service-cluster-ip-range="$SERVICE_CIDR" --profiling=false $(client_qps_flags)
 }
 
 start_scheduler() {
+  # shellcheck disable=SC2046 # as above
   start_proc kube-scheduler "$BIN_DIR/kube-scheduler" \
     --kubeconfig="$STATE/scheduler.kubeconfig" \
     --bind-address=127.0.0.1 --secure-port="$PORT_SCHEDULER" \
-    --cert-dir="$STATE/run/scheduler-certs" --leader-elect=false --profiling=false
+    --cert-dir="$STATE/run/scheduler-certs" --leader-elect=false --profiling=false $(client_qps_flags)
 }
 
 start_kwok() {

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The PostgreSQL primary: initialise the data directory once (roles, database, replication access),
 # then run the server in the foreground. Env: PGDATA, PGPORT, SUPERUSER_PASSWORD, DATABASE_USER,
-# DATABASE_NAME, DATABASE_PASSWORD, REPLICATION_PASSWORD.
+# DATABASE_NAME, DATABASE_PASSWORD, REPLICATION_PASSWORD; LISTEN_ADDRESSES (default *).
 set -eu
 : "${PGDATA:?}" "${SUPERUSER_PASSWORD:?}" "${DATABASE_USER:?}" "${DATABASE_NAME:?}" "${DATABASE_PASSWORD:?}" \
   "${REPLICATION_PASSWORD:?}"
@@ -21,7 +21,7 @@ host all all all scram-sha-256
 host replication replicator all scram-sha-256
 HBA
   cat >>"$PGDATA/postgresql.conf" <<CONF
-listen_addresses = '*'
+listen_addresses = '${LISTEN_ADDRESSES:-*}'
 wal_level = replica
 max_wal_senders = 10
 wal_keep_size = '256MB'

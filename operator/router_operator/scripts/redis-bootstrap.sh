@@ -30,10 +30,15 @@ if [ "$(state "$first" cluster_known_nodes)" -le 1 ]; then
 else
   echo "a cluster is already forming; waiting for it"
 fi
+# Ready means every slot is served and every replica is attached (roles spread by gossip).
+total=0
+for _ in $REDIS_NODES; do total=$((total + 1)); done
+want_replicas=$((total - total / (REDIS_REPLICAS + 1)))
+replicas() { cli "$first" cluster nodes 2>/dev/null | grep -c slave || true; }
 i=0
-until [ "$(state "$first" cluster_state)" = ok ]; do
+until [ "$(state "$first" cluster_state)" = ok ] && [ "$(replicas)" -ge "$want_replicas" ]; do
   i=$((i + 1))
-  [ "$i" -le 150 ] || { echo "cluster did not reach cluster_state:ok" >&2; exit 1; }
+  [ "$i" -le 150 ] || { echo "cluster not ready: state $(state "$first" cluster_state), $(replicas) replicas" >&2; exit 1; }
   sleep 2
 done
 echo "cluster ready"

@@ -36,13 +36,18 @@ TOTALS = re.compile(r"totals: (\d+) reconciles, (\d+) API requests")
 
 
 def run(cmd: list[str], env: dict[str, str], **kwargs: Any) -> str:
-    return subprocess.run(cmd, env=env, check=True, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          **kwargs).stdout
+    return subprocess.run(
+        cmd, env=env, check=True, capture_output=True, text=True, stdin=subprocess.DEVNULL, **kwargs
+    ).stdout
 
 
 def manifest(name: str, ns: str) -> dict[str, Any]:
-    return {"apiVersion": "quantumrouter.dev/v1alpha1", "kind": "RouterDeployment",
-            "metadata": {"name": name, "namespace": ns}, "spec": SPEC}
+    return {
+        "apiVersion": "quantumrouter.dev/v1alpha1",
+        "kind": "RouterDeployment",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": SPEC,
+    }
 
 
 def ready_names(kubectl: list[str], env: dict[str, str], ns: str) -> set[str]:
@@ -62,11 +67,15 @@ def wait_all(kubectl: list[str], env: dict[str, str], ns: str, names: set[str], 
         if names <= ready_names(kubectl, env, ns):
             return time.monotonic() - start
         time.sleep(0.5)
-    raise TimeoutError(f"{len(names - ready_names(kubectl, env, ns))} of {len(names)} not Ready after {timeout_s}s")
+    raise TimeoutError(
+        f"{len(names - ready_names(kubectl, env, ns))} of {len(names)} not Ready after {timeout_s}s"
+    )
 
 
 def rss_kib(pid: int) -> tuple[int, int]:
-    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+    )
     return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
 
 
@@ -82,11 +91,18 @@ def main() -> int:
     parser.add_argument("--resync", type=float, default=10.0, help="operator resync seconds")
     args = parser.parse_args()
     state = Path(tempfile.mkdtemp(prefix="qr-operator-bench-"))
-    env = {**os.environ, "QR_CLUSTER_DIR": str(state), "QR_KWOK_NODES": str(args.nodes),
-           "QR_SERVICE_CIDR": "10.0.0.0/20", "QR_CLIENT_QPS": "200"}
+    env = {
+        **os.environ,
+        "QR_CLUSTER_DIR": str(state),
+        "QR_KWOK_NODES": str(args.nodes),
+        "QR_SERVICE_CIDR": "10.0.0.0/20",
+        "QR_CLIENT_QPS": "200",
+    }
     run([str(CLUSTER_SH), "build"], env, timeout=3600)
     out = run([str(CLUSTER_SH), "up"], env, timeout=600)
-    exports = dict(line[len("export "):].split("=", 1) for line in out.splitlines() if line.startswith("export "))
+    exports = dict(
+        line[len("export ") :].split("=", 1) for line in out.splitlines() if line.startswith("export ")
+    )
     env["KUBECONFIG"] = exports["KUBECONFIG"]
     kubectl = [str(Path(exports["PATH"].split(":", 1)[0]) / "kubectl")]
     operator = None
@@ -99,8 +115,13 @@ def main() -> int:
         log = state / "operator.log"
         op_env = {**env, "QR_OPERATOR_RESYNC_SECONDS": str(args.resync), "QR_OPERATOR_LIVENESS_PORT": "0"}
         with log.open("wb") as sink:
-            operator = subprocess.Popen([str(Path(sys.executable).parent / "router-operator")], env=op_env,
-                                        stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            operator = subprocess.Popen(
+                [str(Path(sys.executable).parent / "router-operator")],
+                env=op_env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
         time.sleep(3)
         idle_rss, _ = rss_kib(operator.pid)
 

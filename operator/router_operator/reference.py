@@ -53,10 +53,17 @@ def render() -> str:
     lines += ["", "### Status", "", "| field | type | meaning |", "| --- | --- | --- |"]
     for name, child in schema["properties"]["status"]["properties"].items():
         lines.append(f"| `status.{name}` | {_type(child)} | {child.get('description', '')} |")
-    lines += ["", "### Condition reasons", "", "| condition | reason | meaning |", "| --- | --- | --- |"]
-    lines.append("| `Ready` | `Ready` | every request-path condition is true |")
-    lines.append("| `Ready` | (any reason below) | the first request-path condition that is false, with its reason |")
-    lines.append("| `Ready` | `ApplyFailed` | the API server refused a child (e.g. an immutable field); the message names it |")
+    lines += [
+        "",
+        "### Condition reasons",
+        "",
+        "| condition | reason | meaning |",
+        "| --- | --- | --- |",
+        "| `Ready` | `Ready` | every request-path condition is true |",
+        "| `Ready` | (any reason below) | the first request-path condition that is false, with its reason |",
+        "| `Ready` | `ApplyFailed` | the API server refused a child (an immutable field, say); the message "
+        "names it |",
+    ]
     for condition, reasons in REASONS.items():
         for reason, meaning in reasons.items():
             lines.append(f"| `{condition}` | `{reason}` | {meaning} |")

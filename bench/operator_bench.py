@@ -36,9 +36,9 @@ TOTALS = re.compile(r"totals: (\d+) reconciles, (\d+) API requests")
 
 
 def run(cmd: list[str], env: dict[str, str], **kwargs: Any) -> str:
-    return subprocess.run(
-        cmd, env=env, check=True, capture_output=True, text=True, stdin=subprocess.DEVNULL, **kwargs
-    ).stdout
+    if "input" not in kwargs:
+        kwargs["stdin"] = subprocess.DEVNULL
+    return subprocess.run(cmd, env=env, check=True, capture_output=True, text=True, **kwargs).stdout
 
 
 def manifest(name: str, ns: str) -> dict[str, Any]:

@@ -55,4 +55,6 @@ async def changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) 
         return  # owner references garbage-collect the children
     if type is not None and not needs_prune(body):
         return  # our own status write, or a metadata change: the resync covers it
-    await memo.runtime.submit(dict(body), prune=True)
+    # A resource never reconciled has no children to prune, except after an operator crash, which
+    # the first-sight listing at start-up (type None) covers.
+    await memo.runtime.submit(dict(body), prune=type is None or bool(body.get("status")))

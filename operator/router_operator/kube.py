@@ -153,6 +153,18 @@ class Kube:
         resource = f"/apis/{api_version}/namespaces/{namespace}/{plural}/{name}/status"
         self.request("PATCH", resource, body={"status": status}, content_type="application/merge-patch+json")
 
+    def get_custom(self, api_version: str, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """A custom resource, or None when it does not exist."""
+        try:
+            result: dict[str, Any] = self.request(
+                "GET", f"/apis/{api_version}/namespaces/{namespace}/{plural}/{name}"
+            )
+            return result
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     def list_custom(self, api_version: str, plural: str, namespace: str | None) -> list[dict[str, Any]]:
         """Every custom resource of a kind, in one namespace or in all."""
         scope = f"/namespaces/{namespace}" if namespace else ""

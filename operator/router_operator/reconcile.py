@@ -103,7 +103,7 @@ def rollout(kube: Kube, p: Plan, migrated: bool) -> dict[str, Any] | None:
     if live is None:
         return None  # first install: no router pod starts before the schema exists
     held = copy.deepcopy(p.deployment)
-    running = {c["name"]: c["image"] for c in live["spec"]["template"]["spec"]["containers"]}
+    running = running_images(live)
     for container in held["spec"]["template"]["spec"]["containers"]:
         container["image"] = running.get(container["name"], container["image"])
     return _apply(kube, held)
@@ -121,6 +121,33 @@ def apply_plan(kube: Kube, p: Plan) -> dict[Key, dict[str, Any]]:
     if deployment is not None:
         observed[("Deployment", p.deployment["metadata"]["name"])] = deployment
     return observed
+
+
+# Kinds whose status the conditions read; everything else only has to exist.
+STATUS_KINDS = frozenset({"Deployment", "StatefulSet", "Job", "Cluster", "RayCluster"})
+
+
+def observe_plan(kube: Kube, p: Plan) -> dict[Key, dict[str, Any]] | None:
+    """Read the status-bearing children without applying anything (a cheaper look while a stack comes
+    up); None when one is missing or the Deployment waits for its migration, so a full apply is due."""
+    observed: dict[Key, dict[str, Any]] = {}
+    for child in [*p.children, p.migration, p.deployment]:
+        if child["kind"] not in STATUS_KINDS:
+            continue
+        meta = child["metadata"]
+        live = kube.get(child["apiVersion"], child["kind"], meta["namespace"], meta["name"])
+        if live is None:
+            return None
+        observed[(child["kind"], meta["name"])] = live
+    deployment = observed[("Deployment", p.deployment["metadata"]["name"])]
+    if running_images(deployment) != running_images(p.deployment):
+        return None  # a rollout waits for its migration: apply, which rolls it once the Job succeeded
+    return observed
+
+
+def running_images(deployment: Mapping[str, Any]) -> dict[str, str]:
+    """Container name -> image of a Deployment's pod template."""
+    return {c["name"]: c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]}
 
 
 def prune(kube: Kube, owner: Owner, p: Plan, facts: Facts) -> list[str]:
@@ -152,8 +179,16 @@ def transitions(previous: list[Mapping[str, Any]], conds: list[Cond]) -> list[tu
     return events
 
 
-def reconcile(kube: Kube, body: Mapping[str, Any], facts: Facts, now: str, prune_children: bool) -> Outcome:
-    """Bring the children in line with the spec and report how they are."""
+def reconcile(
+    kube: Kube,
+    body: Mapping[str, Any],
+    facts: Facts,
+    now: str,
+    prune_children: bool,
+    observe_only: bool = False,
+) -> Outcome:
+    """Bring the children in line with the spec and report how they are. `observe_only` reads the
+    children's status instead of applying them, falling back to a full apply when one is missing."""
     meta, previous = body["metadata"], dict(body.get("status") or {})
     owner = Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
     generation = int(meta.get("generation") or 0)
@@ -174,7 +209,9 @@ def reconcile(kube: Kube, body: Mapping[str, Any], facts: Facts, now: str, prune
         return Outcome(status, transitions(old_conditions, conds))
     p = plan(ctx, catalog)
     try:
-        observed = apply_plan(kube, p)
+        observed = (observe_plan(kube, p) if observe_only and not prune_children else None) or apply_plan(
+            kube, p
+        )
     except ApplyFailed as exc:
         conds = [Cond("Ready", False, "ApplyFailed", str(exc))]
         status = {

@@ -26,6 +26,8 @@ from router_operator.reconcile import Outcome, discover, reconcile
 from router_operator.settings import OperatorSettings
 
 log = logging.getLogger("router_operator")
+# Phases worth looking at again before the next resync: the stack is coming up or partly down.
+SETTLING = frozenset({"Progressing", "Degraded"})
 
 
 def needs_prune(body: Mapping[str, Any]) -> bool:
@@ -61,6 +63,8 @@ class Runtime:
         self._facts: tuple[float, Facts] | None = None
         self.probe_policy = in_cluster if settings.probe_policy is None else settings.probe_policy
         self.reconciles = 0
+        self._requeued: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def facts(self) -> Facts:
         """Installed optional CRDs, looked up at most every facts_ttl_seconds."""
@@ -69,25 +73,61 @@ class Runtime:
         return self._facts[1]
 
     async def submit(self, body: Mapping[str, Any], prune: bool) -> None:
-        """Reconcile one RouterDeployment on the pool."""
+        """Reconcile one RouterDeployment on the pool; look again soon while it is coming up."""
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self.pool, self.run, body, prune)
+        phase = await loop.run_in_executor(self.pool, self.run, body, prune)
+        if phase in SETTLING:
+            self._requeue(body["metadata"], self.settings.requeue_seconds)
 
-    def run(self, body: Mapping[str, Any], prune: bool) -> None:
-        """Reconcile, then write status and Events. Failures are logged in one line and retried later."""
+    def _requeue(self, meta: Mapping[str, Any], delay: float) -> None:
+        """Reconcile again after `delay` (doubling up to the resync period) while the stack settles, so
+        Ready is reported when the children are, not at the next resync. One pending requeue per object."""
+        uid = meta["uid"]
+        if uid in self._requeued or delay >= self.settings.resync_seconds:
+            return
+        self._requeued.add(uid)
+        task = asyncio.get_running_loop().create_task(
+            self._again(meta["namespace"], meta["name"], uid, delay)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _again(self, namespace: str, name: str, uid: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._requeued.discard(uid)
+        loop = asyncio.get_running_loop()
+        try:
+            body = await loop.run_in_executor(
+                self.pool, self.kube.get_custom, API_VERSION, PLURAL, namespace, name
+            )
+        except KubeError as exc:
+            log.warning("re-reading %s/%s failed, the resync will retry: %s", namespace, name, exc)
+            return
+        if body is None or body["metadata"]["uid"] != uid or body["metadata"].get("deletionTimestamp"):
+            return
+        phase = await loop.run_in_executor(self.pool, self.run, body, needs_prune(body), True)
+        if phase in SETTLING:
+            self._requeue(body["metadata"], delay * 2)
+
+    def run(self, body: Mapping[str, Any], prune: bool, observe_only: bool = False) -> str | None:
+        """Reconcile, then write status and Events; returns the phase. Failures are logged in one line and
+        retried later."""
         meta = body["metadata"]
         where = f"{meta['namespace']}/{meta['name']}"
         with self._locks[meta["uid"]]:
             try:
-                outcome = reconcile(self.kube, body, self.facts(), now(), prune)
+                outcome = reconcile(self.kube, body, self.facts(), now(), prune, observe_only)
                 self.reconciles += 1
                 if self.probe_policy:
                     self._probe_policy(outcome)
                 self._write(body, outcome)
+                phase: str | None = outcome.status.get("phase")
+                return phase
             except KubeError as exc:
                 log.warning("reconcile of %s failed, will retry: %s", where, exc)
             except Exception as exc:  # the loop must go on for every other resource
                 log.error("reconcile of %s failed, will retry: %s: %s", where, type(exc).__name__, exc)
+        return None
 
     def _write(self, body: Mapping[str, Any], outcome: Outcome) -> None:
         meta = body["metadata"]

@@ -15,6 +15,9 @@ class OperatorSettings(BaseSettings):
         default_factory=list, description="Watch only these; empty: every namespace."
     )
     resync_seconds: float = Field(30.0, gt=0, description="Every RouterDeployment is re-levelled this often.")
+    requeue_seconds: float = Field(
+        1.0, gt=0, description="First look again at a stack that is coming up; doubles up to resync_seconds."
+    )
     facts_ttl_seconds: float = Field(
         300.0, ge=0, description="How long the CRD look-ups (CNPG, KubeRay) are kept."
     )

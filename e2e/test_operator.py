@@ -4,6 +4,7 @@ promise of docs/operator.md holds (exact updates, scale, self-healing, GC, inval
 from __future__ import annotations
 
 import copy
+import json
 import os
 import signal
 import socket
@@ -170,6 +171,18 @@ def condition(rd: dict[str, Any], kind: str) -> dict[str, Any]:
     return {}
 
 
+def wait_condition(
+    cluster: KubeCluster, ns: str, name: str, kind: str, field: str, value: str
+) -> dict[str, Any]:
+    """Poll until condition `kind` has `field` == `value`; returns the resource."""
+
+    def check() -> dict[str, Any] | None:
+        rd = get_rd(cluster, ns, name)
+        return rd if condition(rd, kind).get(field) == value else None
+
+    return cluster.poll(f"{ns}/{name} {kind}.{field}={value}", check, 60)
+
+
 def wait_ready(
     cluster: KubeCluster, op: Operator, ns: str, name: str, timeout_s: float = READY_TIMEOUT_S
 ) -> dict[str, Any]:
@@ -200,10 +213,9 @@ def children(cluster: KubeCluster, ns: str, name: str) -> dict[tuple[str, str], 
 
 
 def versions(objs: dict[tuple[str, str], dict[str, Any]]) -> dict[tuple[str, str], str]:
-    """What a spec change is judged by: generation where the kind has one, else resourceVersion."""
-    return {
-        k: str(o["metadata"].get("generation") or o["metadata"]["resourceVersion"]) for k, o in objs.items()
-    }
+    """What a spec change is judged by: the desired content (spec, or data), not resourceVersion, which
+    controllers bump when they write status (the HPA every 15 s)."""
+    return {k: json.dumps([o.get("spec"), o.get("data")], sort_keys=True) for k, o in objs.items()}
 
 
 def changed_after(
@@ -376,15 +388,7 @@ def test_invalid_spec_sets_a_condition_and_changes_nothing(
     kube_cluster: KubeCluster, operator: Operator, namespace: str
 ) -> None:
     create_rd(kube_cluster, namespace, "bad", {"settings": {"QR_JWT_SECRET": "in-plain-sight"}})
-    rd = kube_cluster.poll(
-        "SpecValid False",
-        lambda: (
-            (r := get_rd(kube_cluster, namespace, "bad"))
-            and condition(r, "SpecValid").get("status") == "False"
-            and r
-        ),
-        60,
-    )
+    rd = wait_condition(kube_cluster, namespace, "bad", "SpecValid", "status", "False")
     assert condition(rd, "SpecValid")["reason"] == "InvalidSpec"
     assert "spec.settings.QR_JWT_SECRET" in condition(rd, "SpecValid")["message"]
     assert rd["status"]["phase"] == "Failed"
@@ -396,15 +400,7 @@ def test_invalid_spec_sets_a_condition_and_changes_nothing(
     wait_ready(kube_cluster, operator, namespace, "good")
     before = versions(children(kube_cluster, namespace, "good"))
     patch_spec(kube_cluster, namespace, "good", {"catalog": {"configMapRef": {"name": "no-such-catalog"}}})
-    rd = kube_cluster.poll(
-        "ReferenceNotFound",
-        lambda: (
-            (r := get_rd(kube_cluster, namespace, "good"))
-            and condition(r, "SpecValid").get("reason") == "ReferenceNotFound"
-            and r
-        ),
-        60,
-    )
+    rd = wait_condition(kube_cluster, namespace, "good", "SpecValid", "reason", "ReferenceNotFound")
     assert "ConfigMap no-such-catalog" in condition(rd, "SpecValid")["message"]
     time.sleep(3)
     assert versions(children(kube_cluster, namespace, "good")) == before

@@ -151,7 +151,16 @@ class Routing(Model):
     )
 
 
-class ManagedRedis(Model):
+class ManagedStore(Model):
+    """What every managed data store's pods share: where their volumes come from and their resources."""
+
+    storage_class_name: str | None = Field(
+        None, description="StorageClass of the volumes; unset: the default."
+    )
+    resources: Resources = Field(default_factory=Resources, description="Resources of each pod.")
+
+
+class ManagedRedis(ManagedStore):
     """A Redis Cluster the operator runs: shards x (1 + replicasPerShard) pods."""
 
     model_config = ConfigDict(
@@ -164,14 +173,10 @@ class ManagedRedis(Model):
     shards: int = Field(3, ge=1, le=100, description="Primary shards (hash-slot owners); at least 3.")
     replicas_per_shard: int = Field(1, ge=0, le=5, description="Replicas of each primary.")
     storage: Quantity = Field("1Gi", description="Persistent volume size per Redis pod.")
-    storage_class_name: str | None = Field(
-        None, description="StorageClass of the volumes; unset: the default."
-    )
     ephemeral: bool = Field(
         False, description="emptyDir instead of volumes: a restarted pod rejoins empty (a pure cache)."
     )
     image: str = Field("quantum-router-redis:7", description="Image with redis-server and redis-cli.")
-    resources: Resources = Field(default_factory=Resources, description="Resources of each Redis pod.")
 
 
 class ExternalRedis(Model):
@@ -217,7 +222,7 @@ class Cache(Model):
         return self.managed or ManagedRedis()
 
 
-class ManagedDatabase(Model):
+class ManagedDatabase(ManagedStore):
     """PostgreSQL the operator runs: a primary and streaming read replicas."""
 
     provider: Literal["Auto", "StatefulSet", "CloudNativePG"] = Field(
@@ -227,14 +232,10 @@ class ManagedDatabase(Model):
     )
     replicas: int = Field(1, ge=0, le=10, description="Read replicas beside the primary.")
     storage: Quantity = Field("5Gi", description="Persistent volume size per PostgreSQL pod.")
-    storage_class_name: str | None = Field(
-        None, description="StorageClass of the volumes; unset: the default."
-    )
     ephemeral: bool = Field(
         False, description="emptyDir instead of volumes: data is lost with the pod. For tests and demos only."
     )
     image: str = Field("quantum-router-postgres:15", description="Image with PostgreSQL server binaries.")
-    resources: Resources = Field(default_factory=Resources, description="Resources of each PostgreSQL pod.")
 
 
 class ExternalDatabase(Model):

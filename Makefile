@@ -32,10 +32,12 @@ run-stack: export QR_ADMIN_PASSWORD ?= quantum-local-admin
 run-stack: $(VENV)/.synced
 	scripts/run-stack.sh
 
+# Python: ruff and mypy. Shell: every tracked script through shellcheck and bash -n or sh -n.
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check service operator tests e2e bench
 	$(VENV)/bin/ruff format --check service operator tests e2e bench
 	$(VENV)/bin/mypy
+	SHELLCHECK=$(VENV)/bin/shellcheck scripts/lint-shell.sh
 
 fmt: $(VENV)/.synced
 	$(VENV)/bin/ruff format service operator tests e2e bench
@@ -61,9 +63,12 @@ bench-stack: $(VENV)/.synced
 operator-run: $(VENV)/.synced
 	$(VENV)/bin/router-operator $(OPERATOR_ARGS)
 
-# Regenerate the CRD from the spec models (a unit test fails when it is stale).
+# Regenerate the CRD from the spec models, for kubectl and for the operator chart, and the reference in
+# docs/operator.md (unit tests fail when any is stale).
 crds: $(VENV)/.synced
 	$(PY) -m router_operator.crd > crds/routerdeployment.yaml
+	cp crds/routerdeployment.yaml charts/quantum-router-operator/files/routerdeployment.yaml
+	$(PY) -m router_operator.reference docs/operator.md
 
 cluster-up:
 	@e2e/controlplane/cluster.sh up

@@ -26,6 +26,7 @@ pick_port() {
 # Sets PORT_<NAME> for every component: the previous run's ports when still free (clients
 # holding an old kubeconfig keep working across a restart), fresh free ports otherwise.
 choose_ports() {
+  # shellcheck disable=SC2153 # STATE is set by cluster.sh, which sources this file
   local f="$STATE/ports.env" name var chosen=""
   # shellcheck disable=SC1090
   [[ -f $f ]] && source "$f"

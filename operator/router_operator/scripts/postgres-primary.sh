@@ -7,6 +7,7 @@ set -eu
   "${REPLICATION_PASSWORD:?}"
 PGPORT=${PGPORT:-5432}
 # Debian keeps the server binaries off PATH, under /usr/lib/postgresql/<major>/bin.
+# shellcheck disable=SC2012 # plain version-number names; sort -V picks the newest major
 command -v initdb >/dev/null 2>&1 || PATH="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1):$PATH"
 export PATH PGPORT
 

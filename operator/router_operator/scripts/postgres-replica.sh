@@ -5,6 +5,7 @@ set -eu
 : "${PGDATA:?}" "${PRIMARY_HOST:?}" "${REPLICATION_PASSWORD:?}"
 PGPORT=${PGPORT:-5432}
 PRIMARY_PORT=${PRIMARY_PORT:-5432}
+# shellcheck disable=SC2012 # plain version-number names; sort -V picks the newest major
 command -v pg_basebackup >/dev/null 2>&1 || PATH="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1):$PATH"
 export PATH PGPORT
 

@@ -62,12 +62,25 @@ class Metrics:
             "qr_policy_loaded", "1 for the policy version being served.", ["version"], registry=r
         )
         self.cache_hit_ratio = Gauge("qr_cache_hit_ratio", "Hits over lookups since start.", registry=r)
+        # Set by /v1/health and /readyz, which the kubelet calls every few seconds: alerts need a series that
+        # says "down" while no request reaches the database (the others only count what requests see).
+        self.dependency_up = Gauge(
+            "qr_dependency_up",
+            "1 when the dependency answered the last /readyz or /v1/health ping, else 0.",
+            ["dependency"],
+            registry=r,
+        )
         self._lookups = {"hit": 0, "miss": 0}  # counted here: prometheus_client has no public read-back
 
     def serving_policy(self, version: str) -> None:
         """Mark ``version`` as the one being served (and no other)."""
         self.policy_info.clear()
         self.policy_info.labels(version).set(1)
+
+    def dependencies_pinged(self, database: bool, cache: bool) -> None:
+        """Record whether the database and the cache answered a health or readiness ping."""
+        self.dependency_up.labels("database").set(int(database))
+        self.dependency_up.labels("cache").set(int(cache))
 
     def watch_pools(self, stats: PoolStats) -> None:
         """Export connection-pool checkouts and efficiency, read from ``stats`` at scrape time."""

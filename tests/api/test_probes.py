@@ -1,10 +1,12 @@
-"""The Kubernetes probes: /livez ignores dependencies, /readyz follows the database and the drain."""
+"""The Kubernetes probes: /livez ignores dependencies, /readyz follows the database and the drain and
+exports what its pings found as qr_dependency_up (what the chart's database and cache alerts read)."""
 
 from pathlib import Path
 from signal import SIGTERM
 
 import uvicorn
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from quantum_router.server import DrainingServer
@@ -18,6 +20,13 @@ def _lose_the_database(client: TestClient, tmp_path: Path) -> None:
     dead = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
     services.db.primary = dead
     services.db.write_session.configure(bind=dead)
+
+
+def _dependency_up(client: TestClient) -> dict[str, float]:
+    families = text_string_to_metric_families(client.get("/metrics").text)
+    return {
+        s.labels["dependency"]: s.value for f in families if f.name == "qr_dependency_up" for s in f.samples
+    }
 
 
 def test_livez_and_readyz_answer_200_without_credentials(client: TestClient) -> None:
@@ -68,3 +77,21 @@ def test_probes_take_no_rate_limit_token(client_factory: ClientFactory) -> None:
     client = client_factory(rate_limit_burst=1, rate_limit_per_minute=1)
     statuses = {client.get(path).status_code for path in ("/livez", "/readyz") for _ in range(5)}
     assert statuses == {200}
+
+
+def test_readyz_exports_every_dependency_up(client: TestClient) -> None:
+    assert client.get("/readyz").status_code == 200
+    assert _dependency_up(client) == {"database": 1, "cache": 1}
+
+
+def test_a_database_outage_turns_its_gauge_to_0(client: TestClient, tmp_path: Path) -> None:
+    client.get("/readyz")
+    _lose_the_database(client, tmp_path)
+    assert client.get("/readyz").status_code == 503
+    assert _dependency_up(client) == {"database": 0, "cache": 1}
+
+
+def test_a_cache_outage_turns_its_gauge_to_0(client_factory: ClientFactory) -> None:
+    client = client_factory(redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_timeout_seconds=0.05)
+    client.get("/v1/health")
+    assert _dependency_up(client) == {"database": 1, "cache": 0}

@@ -25,11 +25,18 @@ async def _cache_ok(services: Services) -> bool:
         return False
 
 
+async def _ping(services: Services) -> tuple[bool, bool]:
+    """Whether the database and the cache answer, also exported as ``qr_dependency_up``."""
+    database_ok = await services.db.ping()
+    cache_ok = await _cache_ok(services)
+    services.metrics.dependencies_pinged(database=database_ok, cache=cache_ok)
+    return database_ok, cache_ok
+
+
 @router.get("/v1/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
 async def health(services: ServicesDep) -> JSONResponse:
     """503 when the database (required) is down; the cache is optional, so its loss only degrades."""
-    database_ok = await services.db.ping()
-    cache_ok = await _cache_ok(services)
+    database_ok, cache_ok = await _ping(services)
     status = "ok" if database_ok and cache_ok else ("degraded" if database_ok else "unavailable")
     body = HealthResponse(
         status=status,
@@ -58,11 +65,11 @@ async def readyz(services: ServicesDep, drain: DrainDep) -> JSONResponse:
     if drain.draining:
         body = ReadinessResponse(status="not_ready", reason="draining")
         return JSONResponse(body.model_dump(exclude_none=True), status_code=503)
-    database_ok = await services.db.ping()
+    database_ok, cache_ok = await _ping(services)
     body = ReadinessResponse(
         status="ready" if database_ok else "not_ready",
         reason=None if database_ok else "database_unavailable",
         database="ok" if database_ok else "down",
-        cache="ok" if await _cache_ok(services) else "degraded",
+        cache="ok" if cache_ok else "degraded",
     )
     return JSONResponse(body.model_dump(exclude_none=True), status_code=200 if database_ok else 503)

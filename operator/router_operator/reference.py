@@ -31,25 +31,26 @@ def _type(node: dict[str, Any]) -> str:
     return kind
 
 
-def _rows(node: dict[str, Any], path: str) -> list[str]:
-    rows = []
+def rows(node: dict[str, Any], path: str) -> list[str]:
+    """One table row per field below `node`, depth first."""
+    out = []
     for name, child in (node.get("properties") or {}).items():
         where = f"{path}.{name}"
         default = f"`{json.dumps(child['default'])}`" if "default" in child else ""
         rules = "; ".join(r["message"] for r in child.get("x-kubernetes-validations") or [])
         description = child.get("description", "") + (f" Rules: {rules}." if rules else "")
-        rows.append(f"| `{where}` | {_type(child)} | {default} | {description} |")
-        rows += _rows(child, where)
+        out.append(f"| `{where}` | {_type(child)} | {default} | {description} |")
+        out += rows(child, where)
         if child.get("type") == "array" and "properties" in (child.get("items") or {}):
-            rows += _rows(child["items"], f"{where}[]")
-    return rows
+            out += rows(child["items"], f"{where}[]")
+    return out
 
 
 def render() -> str:
     """The generated block, markers included."""
     schema = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     lines = [START, "", "### Spec", "", "| field | type | default | meaning |", "| --- | --- | --- | --- |"]
-    lines += _rows(schema["properties"]["spec"], "spec")
+    lines += rows(schema["properties"]["spec"], "spec")
     lines += ["", "### Status", "", "| field | type | meaning |", "| --- | --- | --- |"]
     for name, child in schema["properties"]["status"]["properties"].items():
         lines.append(f"| `status.{name}` | {_type(child)} | {child.get('description', '')} |")

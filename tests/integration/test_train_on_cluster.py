@@ -17,9 +17,7 @@ from tests.ports import free_port
 
 pytestmark = pytest.mark.integration
 
-DATA = Path(
-    os.environ.get("QR_DATA_DIR", Path(__file__).resolve().parents[3] / "shared" / "data" / "routellm-mmlu")
-)
+DATA = Path(os.environ.get("QR_DATA_DIR", Path(__file__).resolve().parents[1] / "data" / "routellm-mmlu"))
 RAY = Path(sys.executable).parent / "ray"
 ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 

@@ -19,9 +19,10 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
 def mmlu_dir() -> Path:
-    """The RouteLLM MMLU folder: $QR_DATA_DIR, else ../shared/data/routellm-mmlu beside the repository."""
+    """The RouteLLM MMLU folder: $QR_DATA_DIR, else the six subjects in tests/data (a fresh clone has no
+    ../shared)."""
     env = os.environ.get("QR_DATA_DIR")
-    return Path(env) if env else REPO.parent / "shared" / "data" / "routellm-mmlu"
+    return Path(env) if env else REPO / "tests" / "data" / "routellm-mmlu"
 
 
 @pytest.fixture

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Builds the project's images here, with no registry: a Debian bookworm base made with debootstrap and
+# committed with buildah, then images/Containerfile's targets on top of it.
+#   images/build.sh [base|router|operator|all]      (default: all)
+# Images live in buildah's store under ${QR_CACHE:-$HOME/.cache/quantum-router}/images (outside the
+# repository); each is also written as an OCI archive there, for `ctr images import` on a real node.
+# Prints one line per image: NAME ARCHIVE. Needs root (debootstrap, chroot builds).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck disable=SC2034 # read by log() in common.sh
+SCRIPT_NAME=images
+# shellcheck source=scripts/lib/common.sh
+source "$ROOT/scripts/lib/common.sh"
+
+QR_CACHE=${QR_CACHE:-$HOME/.cache/quantum-router}
+STORE=$QR_CACHE/images
+SUITE=bookworm
+MIRROR=${QR_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/pyproject.toml" | head -n 1)
+# The host's CA bundle, offered to pip inside the build as a secret (for TLS-inspecting proxies).
+CA_BUNDLE=${QR_BUILD_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
+BUILDAH=(buildah --storage-driver vfs --root "$STORE/storage" --runroot "$STORE/run")
+
+ensure_tools() {
+    local missing=()
+    command -v buildah >/dev/null || missing+=(buildah)
+    command -v debootstrap >/dev/null || missing+=(debootstrap)
+    ((${#missing[@]} == 0)) || apt_install "${missing[@]}"
+}
+
+uv_bin() {
+    local uv
+    uv=$(command -v uv || true)
+    [[ -n $uv ]] || uv=$(find "$QR_CACHE" -maxdepth 3 -path '*/bin/uv' -type f 2>/dev/null | sort | tail -n 1)
+    [[ -x $uv ]] || die "uv not found: run make venv first"
+    echo "$uv"
+}
+
+image_exists() { "${BUILDAH[@]}" inspect --type image "$1" >/dev/null 2>&1; }
+
+archive() {
+    local image=$1 file
+    file="$STORE/archives/$(echo "${image#localhost/}" | tr ':/' '__').tar"
+    mkdir -p "$STORE/archives"
+    [[ -s $file ]] || "${BUILDAH[@]}" push --quiet "$image" "oci-archive:$file:$image" >&2
+    echo "$image $file"
+}
+
+# The base: Debian minbase with Python 3.11 and CA certificates; docs, caches and apt lists dropped. Its
+# tag carries a digest of this function, so a changed recipe builds a new base.
+base_image() {
+    local key
+    key=$(declare -f base_image | sha256sum | cut -c1-10)
+    BASE="localhost/quantum-router-base:$SUITE-$key"
+    if ! image_exists "$BASE"; then
+        local rootfs container
+        rootfs=$(mktemp -d "$STORE/rootfs.XXXXXX")
+        log "debootstrap $SUITE (minbase, python3) from $MIRROR"
+        debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
+            "$SUITE" "$rootfs" "$MIRROR" >"$STORE/debootstrap.log" 2>&1 \
+            || { tail -n 20 "$STORE/debootstrap.log" >&2; rm -rf "$rootfs"; die "debootstrap failed"; }
+        rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
+            "$rootfs"/usr/share/doc "$rootfs"/usr/share/man "$rootfs"/usr/share/locale
+        container=$("${BUILDAH[@]}" from scratch)
+        "${BUILDAH[@]}" copy --quiet "$container" "$rootfs" / >/dev/null
+        "${BUILDAH[@]}" config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+            --env LANG=C.UTF-8 --cmd /bin/sh "$container"
+        "${BUILDAH[@]}" commit --quiet "$container" "$BASE" >/dev/null
+        "${BUILDAH[@]}" rm "$container" >/dev/null
+        rm -rf "$rootfs"
+    fi
+    archive "$BASE"
+}
+
+# An application image: requirements exported from uv.lock for one workspace package, its wheel, and
+# the Containerfile target of the same name.
+app_image() {
+    local target=$1 package=$2 source_dir=$3 uv ctx image key
+    uv=$(uv_bin)
+    image="localhost/quantum-$target:$VERSION"
+    [[ $target == router ]] && image="localhost/quantum-router:$VERSION"
+    [[ $target == operator ]] && image="localhost/quantum-router-operator:$VERSION"
+    ctx=$(mktemp -d "$STORE/context.XXXXXX")
+    mkdir -p "$ctx/wheels"
+    (cd "$ROOT" && "$uv" export --quiet --frozen --no-dev --no-emit-workspace --no-editable --no-header \
+        --package "$package" -o "$ctx/requirements.txt" >/dev/null)
+    (cd "$ROOT" && "$uv" build --quiet --wheel --package "$package" -o "$ctx/wheels" >/dev/null 2>&1)
+    # Rebuild only when what goes in changed: pins, sources, the Containerfile or the base.
+    key=$( (cat "$ctx/requirements.txt" "$ROOT/images/Containerfile" "$ROOT/pyproject.toml" && echo "$BASE" \
+        && find "$ROOT/$source_dir" -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum) \
+        | sha256sum | cut -c1-16)
+    if [[ $("${BUILDAH[@]}" inspect --type image --format '{{index .Docker.Config.Labels "quantumrouter.dev/build-key"}}' \
+        "$image" 2>/dev/null || true) == "$key" ]]; then
+        rm -rf "$ctx"
+        archive "$image"
+        return
+    fi
+    local secret=()
+    [[ -s $CA_BUNDLE ]] && secret=(--secret "id=ca,src=$CA_BUNDLE")
+    log "building $image (target $target)"
+    "${BUILDAH[@]}" bud --quiet --network host --isolation chroot --layers=false "${secret[@]}" \
+        --label "quantumrouter.dev/build-key=$key" --build-arg "BASE_IMAGE=$BASE" --target "$target" -f "$ROOT/images/Containerfile" -t "$image" \
+        "$ctx" >/dev/null
+    rm -rf "$ctx"
+    rm -f "$STORE/archives/$(echo "${image#localhost/}" | tr ':/' '__').tar"
+    archive "$image"
+}
+
+main() {
+    [[ $(id -u) -eq 0 ]] || die "needs root (debootstrap and chroot builds)"
+    ensure_tools
+    mkdir -p "$STORE"
+    local what=${1:-all}
+    case $what in
+        base) base_image ;;
+        router) base_image >/dev/null && app_image router quantum-router service ;;
+        operator) base_image >/dev/null && app_image operator quantum-router-operator operator ;;
+        all)
+            base_image
+            app_image router quantum-router service
+            app_image operator quantum-router-operator operator
+            ;;
+        *) die "usage: images/build.sh [base|router|operator|all]" ;;
+    esac
+}
+
+main "$@"

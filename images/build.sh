@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the project's images here, with no registry: a Debian bookworm base made with debootstrap and
 # committed with buildah, then images/Containerfile's targets on top of it.
-#   images/build.sh [base|router|operator|all]      (default: all)
+#   images/build.sh [base|router|operator|redis|postgres|all]      (default: all)
 # Images live in buildah's store under ${QR_CACHE:-$HOME/.cache/quantum-router}/images (outside the
 # repository); each is also written as an OCI archive there, for `ctr images import` on a real node.
 # Prints one line per image: NAME ARCHIVE. Needs root (debootstrap, chroot builds).
@@ -107,6 +107,24 @@ app_image() {
     archive "$image"
 }
 
+# A data-store image (redis, postgres): Debian packages on the base; nothing of ours inside but the user.
+store_image() {
+    local target=$1 image key ctx
+    image="localhost/quantum-router-$target:$VERSION"
+    key=$( (cat "$ROOT/images/Containerfile" && echo "$BASE") | sha256sum | cut -c1-16)
+    if [[ $("${BUILDAH[@]}" inspect --type image --format '{{index .Docker.Config.Labels "quantumrouter.dev/build-key"}}' \
+        "$image" 2>/dev/null || true) != "$key" ]]; then
+        ctx=$(mktemp -d "$STORE/context.XXXXXX")
+        log "building $image (target $target)"
+        "${BUILDAH[@]}" bud --quiet --network host --isolation chroot --layers=false \
+            --label "quantumrouter.dev/build-key=$key" --build-arg "BASE_IMAGE=$BASE" --target "$target" \
+            -f "$ROOT/images/Containerfile" -t "$image" "$ctx" >/dev/null
+        rm -rf "$ctx"
+        rm -f "$STORE/archives/$(echo "${image#localhost/}" | tr ':/' '__').tar"
+    fi
+    archive "$image"
+}
+
 main() {
     [[ $(id -u) -eq 0 ]] || die "needs root (debootstrap and chroot builds)"
     ensure_tools
@@ -116,13 +134,18 @@ main() {
         base) base_image ;;
         router) base_image >/dev/null && app_image router quantum-router service ;;
         operator) base_image >/dev/null && app_image operator quantum-router-operator operator ;;
+        redis | postgres) base_image >/dev/null && store_image "$what" ;;
         all)
             base_image
             app_image router quantum-router service
             app_image operator quantum-router-operator operator
+            store_image redis
+            store_image postgres
             ;;
-        *) die "usage: images/build.sh [base|router|operator|all]" ;;
+        *) die "usage: images/build.sh [base|router|operator|redis|postgres|all]" ;;
     esac
+    # Superseded builds leave untagged images behind in the vfs store (each a full copy).
+    "${BUILDAH[@]}" rmi --prune >/dev/null 2>&1 || true
 }
 
 main "$@"

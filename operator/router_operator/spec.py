@@ -176,7 +176,10 @@ class ManagedRedis(ManagedStore):
     ephemeral: bool = Field(
         False, description="emptyDir instead of volumes: a restarted pod rejoins empty (a pure cache)."
     )
-    image: str = Field("quantum-router-redis:7", description="Image with redis-server and redis-cli.")
+    image: str = Field(
+        "quantum-router-redis:0.1.0",
+        description="Image with redis-server and redis-cli (images/Containerfile).",
+    )
 
 
 class ExternalRedis(Model):
@@ -235,7 +238,10 @@ class ManagedDatabase(ManagedStore):
     ephemeral: bool = Field(
         False, description="emptyDir instead of volumes: data is lost with the pod. For tests and demos only."
     )
-    image: str = Field("quantum-router-postgres:15", description="Image with PostgreSQL server binaries.")
+    image: str = Field(
+        "quantum-router-postgres:0.1.0",
+        description="Image with PostgreSQL 15 server binaries (images/Containerfile).",
+    )
 
 
 class ExternalDatabase(Model):

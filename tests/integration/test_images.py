@@ -83,7 +83,12 @@ def get(url: str) -> tuple[int, str]:
 
 
 def test_images_are_built_and_archived(images: dict[str, Path]) -> None:
-    assert {"localhost/quantum-router:0.1.0", "localhost/quantum-router-operator:0.1.0"} <= set(images)
+    assert {
+        "localhost/quantum-router:0.1.0",
+        "localhost/quantum-router-operator:0.1.0",
+        "localhost/quantum-router-redis:0.1.0",
+        "localhost/quantum-router-postgres:0.1.0",
+    } <= set(images)
     for archive in images.values():
         assert archive.is_file() and archive.stat().st_size > 10_000_000
 
@@ -139,3 +144,64 @@ def test_operator_image_has_only_the_operator(container: Callable[[str], str]) -
     for heavy in ("torch", "ray", "quantum_router", "fastapi"):
         assert run_in(name, "/opt/venv/bin/python", "-c", f"import {heavy}").returncode != 0, heavy
     assert run_in(name, "id", "-u").stdout.strip() == "10001"
+
+
+def test_postgres_image_runs_the_operators_primary_script_as_its_user(
+    container: Callable[[str], str],
+) -> None:
+    name = container("localhost/quantum-router-postgres:0.1.0")
+    script = (ROOT / "operator" / "router_operator" / "scripts" / "postgres-primary.sh").read_text()
+    port = free_port()
+    env = {
+        "PGDATA": "/tmp/pgdata",
+        "PGPORT": str(port),
+        "LISTEN_ADDRESSES": "127.0.0.1",
+        "SUPERUSER_PASSWORD": "su",
+        "DATABASE_USER": "router",
+        "DATABASE_NAME": "router",
+        "DATABASE_PASSWORD": "db-pw",
+        "REPLICATION_PASSWORD": "repl",
+    }
+    flags = [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
+    # As the pod does: uid 10001 (the image's user; initdb needs a passwd entry) runs the script with sh.
+    server = subprocess.Popen(
+        [
+            *BUILDAH,
+            "run",
+            "--isolation",
+            "chroot",
+            "--network",
+            "host",
+            *flags,
+            name,
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"postgresql://router:db-pw@127.0.0.1:{port}/router"
+        deadline = time.monotonic() + 90
+        answer = run_in(name, "psql", url, "-tAc", "SELECT current_user")
+        while time.monotonic() < deadline and answer.stdout.strip() != "router":
+            time.sleep(1)
+            answer = run_in(name, "psql", url, "-tAc", "SELECT current_user")
+        assert answer.stdout.strip() == "router", answer.stderr
+        owner = run_in(name, "stat", "-c", "%u", "/tmp/pgdata/PG_VERSION").stdout.strip()
+        assert owner == "10001"
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def test_redis_image_has_the_cluster_tools_the_scripts_use(container: Callable[[str], str]) -> None:
+    name = container("localhost/quantum-router-redis:0.1.0")
+    out = run_in(
+        name, "sh", "-c", "id -u; redis-server --version; redis-cli --version; getent hosts localhost"
+    )
+    lines = out.stdout.splitlines()
+    assert lines[0] == "10001"
+    assert "v=7." in lines[1] and lines[2].startswith("redis-cli 7.") and "127.0.0.1" in lines[3]

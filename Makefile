@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run run-stack venv test unit lint fmt bench bench-stack e2e cluster-up cluster-down clean operator-run crds
+.PHONY: run run-stack venv test unit lint fmt bench bench-stack e2e cluster-up cluster-down clean operator-run crds images
 
 $(UV):
 	python3 -m venv $(QR_CACHE)/uv-$(UV_VERSION)
@@ -69,6 +69,11 @@ crds: $(VENV)/.synced
 	$(PY) -m router_operator.crd > crds/routerdeployment.yaml
 	cp crds/routerdeployment.yaml charts/quantum-router-operator/files/routerdeployment.yaml
 	$(PY) -m router_operator.reference docs/operator.md
+
+# Router, operator, Redis and PostgreSQL images, built here with debootstrap and buildah (root; cached
+# under $(QR_CACHE)/images). People with Docker: e2e/kind/kind.sh.
+images: $(VENV)/.synced
+	images/build.sh all
 
 cluster-up:
 	@e2e/controlplane/cluster.sh up

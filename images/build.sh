@@ -12,12 +12,13 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SCRIPT_NAME=images
 # shellcheck source=scripts/lib/common.sh
 source "$ROOT/scripts/lib/common.sh"
+# shellcheck source=images/context.sh
+source "$ROOT/images/context.sh"
 
 QR_CACHE=${QR_CACHE:-$HOME/.cache/quantum-router}
 STORE=$QR_CACHE/images
 SUITE=bookworm
 MIRROR=${QR_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/pyproject.toml" | head -n 1)
 # The host's CA bundle, offered to pip inside the build as a secret (for TLS-inspecting proxies).
 CA_BUNDLE=${QR_BUILD_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 BUILDAH=(buildah --storage-driver vfs --root "$STORE/storage" --runroot "$STORE/run")
@@ -27,14 +28,6 @@ ensure_tools() {
     command -v buildah >/dev/null || missing+=(buildah)
     command -v debootstrap >/dev/null || missing+=(debootstrap)
     ((${#missing[@]} == 0)) || apt_install "${missing[@]}"
-}
-
-uv_bin() {
-    local uv
-    uv=$(command -v uv || true)
-    [[ -n $uv ]] || uv=$(find "$QR_CACHE" -maxdepth 3 -path '*/bin/uv' -type f 2>/dev/null | sort | tail -n 1)
-    [[ -x $uv ]] || die "uv not found: run make venv first"
-    echo "$uv"
 }
 
 image_exists() { "${BUILDAH[@]}" inspect --type image "$1" >/dev/null 2>&1; }
@@ -73,56 +66,43 @@ base_image() {
     archive "$BASE"
 }
 
-# An application image: requirements exported from uv.lock for one workspace package, its wheel, and
-# the Containerfile target of the same name.
+# build TARGET KEY CONTEXT: the Containerfile target on CONTEXT, unless the image already carries KEY
+# (a digest of what goes into it); prints NAME ARCHIVE.
+build() {
+    local target=$1 key=$2 ctx=$3 image label
+    image=$(image_name "$target")
+    label=$("${BUILDAH[@]}" inspect --type image \
+        --format '{{index .Docker.Config.Labels "quantumrouter.dev/build-key"}}' "$image" 2>/dev/null || true)
+    if [[ $label != "$key" ]]; then
+        local secret=()
+        [[ -s $CA_BUNDLE ]] && secret=(--secret "id=ca,src=$CA_BUNDLE")
+        log "building $image (target $target)"
+        "${BUILDAH[@]}" bud --quiet --network host --isolation chroot --layers=false "${secret[@]}" \
+            --label "quantumrouter.dev/build-key=$key" --build-arg "BASE_IMAGE=$BASE" --target "$target" \
+            -f "$ROOT/images/Containerfile" -t "$image" "$ctx" >/dev/null
+        rm -f "$STORE/archives/$(echo "${image#localhost/}" | tr ':/' '__').tar"
+    fi
+    rm -rf "$ctx"
+    archive "$image"
+}
+
+# An application image (router, operator): rebuilt when its pins, sources, the Containerfile or the
+# base change.
 app_image() {
-    local target=$1 package=$2 source_dir=$3 uv ctx image key
-    uv=$(uv_bin)
-    image="localhost/quantum-$target:$VERSION"
-    [[ $target == router ]] && image="localhost/quantum-router:$VERSION"
-    [[ $target == operator ]] && image="localhost/quantum-router-operator:$VERSION"
+    local target=$1 source_dir=$2 ctx key
     ctx=$(mktemp -d "$STORE/context.XXXXXX")
-    mkdir -p "$ctx/wheels"
-    (cd "$ROOT" && "$uv" export --quiet --frozen --no-dev --no-emit-workspace --no-editable --no-header \
-        --package "$package" -o "$ctx/requirements.txt" >/dev/null)
-    (cd "$ROOT" && "$uv" build --quiet --wheel --package "$package" -o "$ctx/wheels" >/dev/null 2>&1)
-    # Rebuild only when what goes in changed: pins, sources, the Containerfile or the base.
+    app_context "$target" "$ctx"
     key=$( (cat "$ctx/requirements.txt" "$ROOT/images/Containerfile" "$ROOT/pyproject.toml" && echo "$BASE" \
         && find "$ROOT/$source_dir" -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum) \
         | sha256sum | cut -c1-16)
-    if [[ $("${BUILDAH[@]}" inspect --type image --format '{{index .Docker.Config.Labels "quantumrouter.dev/build-key"}}' \
-        "$image" 2>/dev/null || true) == "$key" ]]; then
-        rm -rf "$ctx"
-        archive "$image"
-        return
-    fi
-    local secret=()
-    [[ -s $CA_BUNDLE ]] && secret=(--secret "id=ca,src=$CA_BUNDLE")
-    log "building $image (target $target)"
-    "${BUILDAH[@]}" bud --quiet --network host --isolation chroot --layers=false "${secret[@]}" \
-        --label "quantumrouter.dev/build-key=$key" --build-arg "BASE_IMAGE=$BASE" --target "$target" -f "$ROOT/images/Containerfile" -t "$image" \
-        "$ctx" >/dev/null
-    rm -rf "$ctx"
-    rm -f "$STORE/archives/$(echo "${image#localhost/}" | tr ':/' '__').tar"
-    archive "$image"
+    build "$target" "$key" "$ctx"
 }
 
 # A data-store image (redis, postgres): Debian packages on the base; nothing of ours inside but the user.
 store_image() {
-    local target=$1 image key ctx
-    image="localhost/quantum-router-$target:$VERSION"
+    local key
     key=$( (cat "$ROOT/images/Containerfile" && echo "$BASE") | sha256sum | cut -c1-16)
-    if [[ $("${BUILDAH[@]}" inspect --type image --format '{{index .Docker.Config.Labels "quantumrouter.dev/build-key"}}' \
-        "$image" 2>/dev/null || true) != "$key" ]]; then
-        ctx=$(mktemp -d "$STORE/context.XXXXXX")
-        log "building $image (target $target)"
-        "${BUILDAH[@]}" bud --quiet --network host --isolation chroot --layers=false \
-            --label "quantumrouter.dev/build-key=$key" --build-arg "BASE_IMAGE=$BASE" --target "$target" \
-            -f "$ROOT/images/Containerfile" -t "$image" "$ctx" >/dev/null
-        rm -rf "$ctx"
-        rm -f "$STORE/archives/$(echo "${image#localhost/}" | tr ':/' '__').tar"
-    fi
-    archive "$image"
+    build "$1" "$key" "$(mktemp -d "$STORE/context.XXXXXX")"
 }
 
 main() {
@@ -132,13 +112,13 @@ main() {
     local what=${1:-all}
     case $what in
         base) base_image ;;
-        router) base_image >/dev/null && app_image router quantum-router service ;;
-        operator) base_image >/dev/null && app_image operator quantum-router-operator operator ;;
+        router) base_image >/dev/null && app_image router service ;;
+        operator) base_image >/dev/null && app_image operator operator ;;
         redis | postgres) base_image >/dev/null && store_image "$what" ;;
         all)
             base_image
-            app_image router quantum-router service
-            app_image operator quantum-router-operator operator
+            app_image router service
+            app_image operator operator
             store_image redis
             store_image postgres
             ;;

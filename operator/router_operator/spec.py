@@ -316,7 +316,7 @@ class Training(Model):
         pattern=r"^(@(hourly|daily|weekly|monthly|yearly|annually|midnight)|(\S+\s+){4}\S+)$",
         description="Cron schedule of `quantum-router train --from-log --publish`.",
     )
-    image: str = Field("quantum-router-training:0.1.0", description="Image with the router, Ray and torch.")
+    image: str = Field("quantum-router-train:0.1.0", description="Image with the router, Ray and torch.")
     steps: int = Field(20000, ge=100, description="Experiences sampled per training run.")
     ray_address: str | None = Field(
         None, description="An existing Ray cluster (ray://host:10001) to train on."

@@ -99,15 +99,11 @@ def test_router_image_serves_its_probes_as_a_non_root_user(container: Callable[[
     leftovers = run_in(name, "sh", "-c", "command -v gcc cc pip pip3; ls /build 2>/dev/null; true").stdout
     assert leftovers.strip() == ""
     port = free_port()
-    env = [
-        "-e",
-        f"QR_PORT={port}",
-        "-e",
-        "QR_DATABASE_URL=sqlite+aiosqlite:////tmp/qr.db",
-        "-e",
-        "QR_ADMIN_PASSWORD=image-test-password",
-    ]
-    # The image's own command (CMD quantum-router serve), on loopback through the host network.
+    # Outside a test the image serves on 0.0.0.0; here it shares the host's network, so loopback only.
+    assert run_in(name, "sh", "-c", 'echo "$QR_HOST"').stdout.strip() == "0.0.0.0"
+    env = ["-e", f"QR_PORT={port}", "-e", "QR_HOST=127.0.0.1"]
+    # The image's own command (CMD quantum-router serve) on its embedded defaults: SQLite in the
+    # writable working directory, in-process cache, simulated fleet.
     server = subprocess.Popen(
         [
             *BUILDAH,

@@ -63,14 +63,24 @@ def container(images: dict[str, Path]) -> Iterator[Callable[[str], str]]:
         subprocess.run([*BUILDAH, "rm", name], capture_output=True, check=False, timeout=60)
 
 
-def run_in(name: str, *command: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    flags = [arg for key, value in (env or {}).items() for arg in ("-e", f"{key}={value}")]
+def run_in(name: str, *command: str) -> subprocess.CompletedProcess[str]:
+    """A short command in a container; its output."""
     return subprocess.run(
-        [*BUILDAH, "run", "--isolation", "chroot", "--network", "host", *flags, name, "--", *command],
+        [*BUILDAH, "run", "--isolation", "chroot", "--network", "host", name, "--", *command],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
+    )
+
+
+def start_in(name: str, env: dict[str, str], *command: str) -> subprocess.Popen[bytes]:
+    """A long-running command in a container, on the host's network (tests use loopback only)."""
+    flags = [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
+    return subprocess.Popen(
+        [*BUILDAH, "run", "--isolation", "chroot", "--network", "host", *flags, name, "--", *command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -101,26 +111,9 @@ def test_router_image_serves_its_probes_as_a_non_root_user(container: Callable[[
     port = free_port()
     # Outside a test the image serves on 0.0.0.0; here it shares the host's network, so loopback only.
     assert run_in(name, "sh", "-c", 'echo "$QR_HOST"').stdout.strip() == "0.0.0.0"
-    env = ["-e", f"QR_PORT={port}", "-e", "QR_HOST=127.0.0.1"]
     # The image's own command (CMD quantum-router serve) on its embedded defaults: SQLite in the
     # writable working directory, in-process cache, simulated fleet.
-    server = subprocess.Popen(
-        [
-            *BUILDAH,
-            "run",
-            "--isolation",
-            "chroot",
-            "--network",
-            "host",
-            *env,
-            name,
-            "--",
-            "quantum-router",
-            "serve",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = start_in(name, {"QR_PORT": str(port), "QR_HOST": "127.0.0.1"}, "quantum-router", "serve")
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and get(f"http://127.0.0.1:{port}/livez")[0] != 200:
@@ -158,26 +151,8 @@ def test_postgres_image_runs_the_operators_primary_script_as_its_user(
         "DATABASE_PASSWORD": "db-pw",
         "REPLICATION_PASSWORD": "repl",
     }
-    flags = [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
     # As the pod does: uid 10001 (the image's user; initdb needs a passwd entry) runs the script with sh.
-    server = subprocess.Popen(
-        [
-            *BUILDAH,
-            "run",
-            "--isolation",
-            "chroot",
-            "--network",
-            "host",
-            *flags,
-            name,
-            "--",
-            "sh",
-            "-c",
-            script,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = start_in(name, env, "sh", "-c", script)
     try:
         url = f"postgresql://router:db-pw@127.0.0.1:{port}/router"
         deadline = time.monotonic() + 90

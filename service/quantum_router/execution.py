@@ -130,9 +130,10 @@ class ExecutionService:
             if cached is not None:
                 return await self._answer_from_cache(user_id, request, cached, started)
         answer = await self._run(request, count, started)
-        experience_id = await self._record(user_id, request, answer)
-        # A bypassed lookup still refreshes the entry, so the next caller gets the new answer.
+        # Cached before the experience is written: the upstream call is paid for, and a database failure
+        # (answered 503) must not cost it again on the retry. A bypassed lookup still refreshes the entry.
         await self._cache_set(key, answer.public)
+        experience_id = await self._record(user_id, request, answer)
         return {**answer.public, "cache": "miss", "experience_id": experience_id}
 
     async def _run(self, request: ExecuteRequest, count: int, started: float) -> Answer:

@@ -1,8 +1,11 @@
 import time
 
 import jwt
+import pytest
 from fastapi.testclient import TestClient
 
+from quantum_router.api.routes import auth as auth_route
+from quantum_router.auth.passwords import verify_password
 from tests.conftest import ADMIN_PASSWORD, JWT_SECRET, ClientFactory, login
 
 
@@ -24,6 +27,25 @@ def test_wrong_password_and_unknown_user_are_both_401(client: TestClient) -> Non
         assert response.status_code == 401
         assert response.json()["detail"] == "invalid username or password"
         assert ADMIN_PASSWORD not in response.text
+
+
+def test_unknown_user_costs_one_password_verification_like_a_known_one(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Skipping Argon2 for an unknown name would make "no such user" answer several times faster.
+    hashes: list[str | None] = []
+
+    def spy(password_hash: str | None, password: str) -> bool:
+        hashes.append(password_hash)
+        return verify_password(password_hash, password)
+
+    monkeypatch.setattr(auth_route, "verify_password", spy)
+    unknown = client.post("/v1/auth/login", json={"username": "nobody", "password": ADMIN_PASSWORD})
+    assert unknown.status_code == 401
+    assert hashes == [None]  # verified once, against the dummy hash
+    known = client.post("/v1/auth/login", json={"username": "admin", "password": "wrong"})
+    assert known.status_code == 401
+    assert len(hashes) == 2 and hashes[1] is not None
 
 
 def test_login_needs_both_fields(client: TestClient) -> None:

@@ -1,4 +1,7 @@
+from pathlib import Path
+
 from fastapi.testclient import TestClient
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import ClientFactory, login
 
@@ -105,6 +108,8 @@ def test_all_providers_failing_is_503_and_timeouts_are_504(client_factory: Clien
     failed = client.post("/v1/execute", json={**SIMPLE, "options": {"model": "broken"}}, headers=auth)
     assert failed.status_code == 503
     assert failed.json()["reason"] == "upstream_failed"
+    # "slow" takes about 1 s against a 0.3 s deadline. Whether the provider's own timeout or the executor's
+    # cancellation fires first, the variation is timed out: 504 either way.
     slow = client.post("/v1/execute", json={**SIMPLE, "options": {"model": "slow"}}, headers=auth)
     assert slow.status_code == 504
     assert slow.json()["reason"] == "upstream_timeout"
@@ -132,3 +137,24 @@ def test_a_failed_choice_is_logged_with_zero_quality_even_when_a_fallback_answer
             return row.action, row.quality
 
     assert client.portal.call(_logged) == ("broken", 0.0)  # type: ignore[union-attr]
+
+
+def test_a_paid_answer_is_cached_even_when_its_experience_cannot_be_written(
+    client: TestClient, auth: dict[str, str], tmp_path: Path
+) -> None:
+    services = client.app.state.services  # type: ignore[attr-defined]
+    primary = services.db.primary
+    # The primary fails after the upstream call: every connection to a file in a missing directory fails.
+    dead = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
+    services.db.primary = dead
+    services.db.write_session.configure(bind=dead)
+    lost = client.post("/v1/execute", json=SIMPLE, headers=auth)
+    assert lost.status_code == 503  # the documented answer when the database fails
+    assert lost.json()["reason"] == "database_unavailable"
+    services.db.primary = primary
+    services.db.write_session.configure(bind=primary)
+    client.portal.call(dead.dispose)  # type: ignore[union-attr]
+    retry = client.post("/v1/execute", json=SIMPLE, headers=auth)
+    assert retry.status_code == 200, retry.text
+    assert retry.json()["cache"] == "hit"  # the upstream call is not paid for twice
+    assert retry.json()["cost_usd"] == 0

@@ -103,3 +103,32 @@ def test_slow_requests_are_logged(client_factory: ClientFactory, caplog: object)
     with caplog.at_level(logging.WARNING, logger="quantum_router.access"):  # type: ignore[attr-defined]
         client.get("/v1/capabilities")
     assert "slow request GET /v1/capabilities" in caplog.text  # type: ignore[attr-defined]
+
+
+def test_an_unhandled_error_is_a_500_with_a_request_id_counted_in_the_histogram(client: TestClient) -> None:
+    services = client.app.state.services  # type: ignore[attr-defined]
+
+    async def broken(*_: object) -> None:
+        raise RuntimeError("a bug")
+
+    services.execution.execute = broken
+    body = {"prompt": "hi", "persona": "developer", "task_type": "chat"}
+    response = client.post("/v1/execute", json=body, headers=login(client))
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal error", "reason": "internal"}
+    assert response.headers["x-request-id"]
+    text = client.get("/metrics").text
+    assert (
+        'qr_http_request_duration_seconds_count{method="POST",route="/v1/execute",status="500"} 1.0' in text
+    )
+
+
+def test_the_histogram_method_label_is_bounded(client: TestClient) -> None:
+    for method in ("BREW", "PROPFIND", "X-1"):
+        client.request(method, "/v1/capabilities")
+    text = client.get("/metrics").text
+    assert (
+        'qr_http_request_duration_seconds_count{method="other",route="/v1/capabilities",status="405"} 3.0'
+        in text
+    )
+    assert "BREW" not in text

@@ -61,6 +61,11 @@ def _problem(status: int, detail: str, reason: str, headers: dict[str, str] | No
     return JSONResponse(status_code=status, content={"detail": detail, "reason": reason}, headers=headers)
 
 
+def internal_error() -> JSONResponse:
+    """The 500 for an unexpected exception: no detail of it reaches the client."""
+    return _problem(500, "internal error", "internal")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the mapping on ``app``."""
 
@@ -85,4 +90,4 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s", request.url.path)
-        return _problem(500, "internal error", "internal")
+        return internal_error()

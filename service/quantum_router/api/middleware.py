@@ -14,6 +14,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from quantum_router.api.errors import internal_error
 from quantum_router.metrics import Metrics
 
 log = logging.getLogger("quantum_router.access")
@@ -21,6 +22,13 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 # Probes and scrapes are not load: counting them in flight would make an idle replica look busy to the
 # autoscaler.
 _NOT_LOAD = frozenset({"/metrics", "/livez", "/readyz"})
+# Any token is a valid HTTP method: labelling others by name would let clients create series at will.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    """``method`` for the standard methods, else ``other``."""
+    return method if method in _METHODS else "other"
 
 
 class RequestContextMiddleware:
@@ -48,11 +56,12 @@ class RequestContextMiddleware:
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
         status = 500
+        responded = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responded = message["status"], True
                 extra = [
                     (b"x-request-id", request_id.encode()),
                     (b"x-process-time", f"{time.perf_counter() - started:.6f}".encode()),
@@ -64,14 +73,27 @@ class RequestContextMiddleware:
             length = int(headers.get(b"content-length", b"0") or 0)
         except ValueError:
             length = 0
-        if length > self.max_body_bytes:
-            await self._too_large(send_wrapper)
-        else:
-            await self.app(scope, receive, send_wrapper)
+        try:
+            if length > self.max_body_bytes:
+                await self._too_large(send_wrapper)
+            else:
+                await self.app(scope, receive, send_wrapper)
+        except Exception:
+            # The app's handler for unexpected errors answers from outside this middleware, where the
+            # response would get no request id: answer here (it then only logs), count it, and re-raise.
+            if not responded:
+                await internal_error()(scope, receive, send_wrapper)
+            self._observe(scope, status, started, request_id)
+            raise
+        self._observe(scope, status, started, request_id)
+
+    def _observe(self, scope: Scope, status: int, started: float, request_id: str) -> None:
         elapsed = time.perf_counter() - started
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
-        self.metrics.request_duration.labels(template, scope["method"], str(status)).observe(elapsed)
+        self.metrics.request_duration.labels(template, method_label(scope["method"]), str(status)).observe(
+            elapsed
+        )
         if elapsed > self.slow_seconds:
             log.warning(
                 "slow request %s %s took %.3fs (status %d, id %s)",

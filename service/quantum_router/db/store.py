@@ -86,13 +86,14 @@ async def recent_experiences(session: AsyncSession, user_id: str, limit: int) ->
 async def experiences_since(
     session: AsyncSession, since: datetime | None, limit: int, cache_hits: bool = False
 ) -> Sequence[Experience]:
-    """Experiences for training, oldest first (cache hits carry no new information and are left out)."""
-    query = select(Experience).order_by(Experience.created_at).limit(limit)
+    """The newest ``limit`` experiences for training, returned oldest first (cache hits carry no new
+    information and are left out)."""
+    query = select(Experience).order_by(Experience.created_at.desc(), Experience.id.desc()).limit(limit)
     if since is not None:
         query = query.where(Experience.created_at >= since)
     if not cache_hits:
         query = query.where(Experience.cache_hit.is_(False))
-    return (await session.execute(query)).scalars().all()
+    return list(reversed((await session.execute(query)).scalars().all()))
 
 
 async def add_job(session: AsyncSession, user_id: str, request: dict[str, Any]) -> Job:
@@ -132,17 +133,19 @@ async def fail_unfinished_jobs(session: AsyncSession) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+# By publication time, as the poller compares them: concurrent publishers can insert out of that order.
+_NEWEST_POLICY_FIRST = (PolicyArtifact.created_at.desc(), PolicyArtifact.id.desc())
+
+
 async def latest_policy(session: AsyncSession) -> PolicyArtifact | None:
     """The most recently published policy."""
-    query = select(PolicyArtifact).order_by(PolicyArtifact.id.desc()).limit(1)
+    query = select(PolicyArtifact).order_by(*_NEWEST_POLICY_FIRST).limit(1)
     return (await session.execute(query)).scalar_one_or_none()
 
 
 async def latest_policy_stamp(session: AsyncSession) -> tuple[str, datetime] | None:
     """Version and publication time of the newest policy (cheap to poll)."""
-    query = (
-        select(PolicyArtifact.version, PolicyArtifact.created_at).order_by(PolicyArtifact.id.desc()).limit(1)
-    )
+    query = select(PolicyArtifact.version, PolicyArtifact.created_at).order_by(*_NEWEST_POLICY_FIRST).limit(1)
     row = (await session.execute(query)).first()
     return (row[0], row[1]) if row else None
 

@@ -13,7 +13,7 @@ import random
 import zlib
 
 from quantum_router.catalog import ModelSpec
-from quantum_router.providers.base import Completion, CompletionRequest, ProviderError
+from quantum_router.providers.base import Completion, CompletionRequest, ProviderError, ProviderTimeout
 
 _ANSWERS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
 
@@ -41,16 +41,18 @@ class SimulatedProvider:
         self._rng = random.Random()
 
     async def complete(self, request: CompletionRequest) -> Completion:
-        """Sleep for a sampled latency, maybe fail, then answer."""
+        """Sleep for a sampled latency (a timeout past ``timeout_seconds``), maybe fail, then answer."""
         spec = self._models[request.model]
         sim = spec.simulation
         assert sim is not None  # the catalog validates this
         latency = self._rng.lognormvariate(math.log(sim.latency_ms.median), sim.latency_ms.sigma) / 1000
         latency *= self._time_scale
-        if latency > request.timeout_seconds:
-            await asyncio.sleep(request.timeout_seconds)
-            raise ProviderError(f"{spec.name} timed out", retryable=True)
-        await asyncio.sleep(latency)
+        # A real timeout, as an upstream call has: cut off at the deadline and reported as a timeout.
+        try:
+            async with asyncio.timeout(request.timeout_seconds):
+                await asyncio.sleep(latency)
+        except TimeoutError:
+            raise ProviderTimeout(f"{spec.name} timed out after {request.timeout_seconds:.3f} s") from None
         if self._rng.random() < sim.failure_rate:
             raise ProviderError(f"{spec.name} returned a simulated 503", retryable=True, status=503)
         outcome = random.Random(_seed(request.prompt, spec.name, f"{request.temperature:.2f}")).random()

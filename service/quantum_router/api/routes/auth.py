@@ -34,8 +34,10 @@ async def login(body: LoginRequest, services: ServicesDep) -> TokenResponse:
 
     user = await services.db.read_primary(_find)
     stored_hash = user.password_hash if user is not None and not user.disabled else None
-    # Argon2 is deliberately slow; run it off the event loop.
-    if user is None or not await asyncio.to_thread(verify_password, stored_hash, body.password):
+    # Argon2 is deliberately slow; run it off the event loop, and for an unknown or disabled user too (against
+    # a dummy hash), so the answer's timing does not tell which usernames exist.
+    matches = await asyncio.to_thread(verify_password, stored_hash, body.password)
+    if user is None or not matches:
         raise HTTPProblem(
             401, "invalid username or password", "unauthenticated", {"WWW-Authenticate": "Bearer"}
         )

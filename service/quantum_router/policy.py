@@ -10,12 +10,18 @@ Artifact layout (loaded with ``allow_pickle=False``, so loading never runs code)
   Q = V + A - mean(A), which is how RLlib's default DQN module computes it;
 - optional ``text.*``: the text model whose per-model probabilities end the feature vector
   (``quantum_router.text_model``).
+
+Loading checks the metadata's types and every layer's shape, then runs one forward pass; an artifact that
+fails any of that (truncated, wrong types, wrong shapes, non-finite weights) raises
+:class:`PolicyFormatError`, so it is refused when published and skipped when polled.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,16 +65,17 @@ class Policy:
     def __post_init__(self) -> None:
         if self.activation not in _ACTIVATIONS:
             raise PolicyFormatError(f"unknown activation {self.activation!r}")
+        if not self.models:
+            raise PolicyFormatError("a policy routes at least one model")
         if not self.advantage:
             raise PolicyFormatError("the advantage head needs at least one layer")
-        out = self.advantage[-1][0].shape[1]
+        hidden = _check_layers("encoder", self.encoder, self.feature_spec.dim, "the feature spec")
+        source = f"encoder.{len(self.encoder) - 1}" if self.encoder else "the feature spec"
+        out = _check_layers("advantage", self.advantage, hidden, source)
         if out != len(self.models):
             raise PolicyFormatError(f"network has {out} outputs for {len(self.models)} models")
-        first = (self.encoder or self.advantage)[0][0].shape[0]
-        if first != self.feature_spec.dim:
-            raise PolicyFormatError(
-                f"network takes {first} inputs, feature spec gives {self.feature_spec.dim}"
-            )
+        if self.value is not None and _check_layers("value", self.value, hidden, source) != 1:
+            raise PolicyFormatError("the value head must end in one output")
         if self.model_costs and len(self.model_costs) != len(self.models):
             raise PolicyFormatError("model_costs must have one entry per model")
         text_outputs = self.text_model.outputs if self.text_model is not None else 0
@@ -78,6 +85,25 @@ class Policy:
                 f" the text model gives {text_outputs}"
             )
         self._act = _ACTIVATIONS[self.activation]
+
+    def check(self) -> None:
+        """Run one forward pass on a sample request: an artifact that cannot route is refused before it
+        is published or served, instead of failing every request."""
+        arrays = [
+            a for head in (self.encoder, self.advantage, self.value or []) for layer in head for a in layer
+        ]
+        if self.text_model is not None:
+            arrays += [self.text_model.idf, self.text_model.coef, self.text_model.intercept]
+        if not all(np.isfinite(a).all() for a in arrays):
+            raise PolicyFormatError("weights must be finite")
+        spec = self.feature_spec
+        persona, task_type = (spec.personas or ("",))[0], (spec.task_types or ("",))[0]
+        try:
+            q = self.q_values(self.features("a sample request to check the policy", persona, task_type))
+        except (ValueError, TypeError, IndexError, ArithmeticError) as exc:
+            raise PolicyFormatError(f"the policy fails on a sample request: {exc}") from exc
+        if q.shape != (len(self.models),) or not np.isfinite(q).all():
+            raise PolicyFormatError(f"the policy gives Q-values {q!r} on a sample request")
 
     def _mlp(self, x: FloatArray, layers: Layers, last_activation: bool) -> FloatArray:
         for i, (w, b) in enumerate(layers):
@@ -132,6 +158,20 @@ class Policy:
         path.write_bytes(self.to_bytes())
 
 
+def _check_layers(name: str, layers: Layers, inputs: int, source: str) -> int:
+    """Check that ``layers`` chain from ``inputs`` values; return how many values they give."""
+    for i, (w, b) in enumerate(layers):
+        if w.ndim != 2 or b.ndim != 1 or b.shape[0] != w.shape[1]:
+            raise PolicyFormatError(
+                f"{name}.{i} has weights of shape {w.shape} and bias of shape {b.shape}:"
+                " expected (inputs, outputs) and (outputs,)"
+            )
+        if w.shape[0] != inputs:
+            raise PolicyFormatError(f"{name}.{i} takes {w.shape[0]} inputs, {source} gives {inputs}")
+        inputs, source = w.shape[1], f"{name}.{i}"
+    return inputs
+
+
 def _layers(archive: Any, name: str) -> Layers:
     layers: Layers = []
     while f"{name}.{len(layers)}.w" in archive.files:
@@ -142,27 +182,66 @@ def _layers(archive: Any, name: str) -> Layers:
     return layers
 
 
+_REQUIRED = object()
+
+
+def _typed(meta: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any = _REQUIRED) -> Any:
+    value = meta[key] if default is _REQUIRED else meta.get(key, default)
+    if not isinstance(value, kind):
+        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise PolicyFormatError(f"meta {key!r} must be {names}, not {type(value).__name__}")
+    return value
+
+
+def _meta(archive: Any) -> dict[str, Any]:
+    meta = json.loads(str(archive["meta"]))
+    if not isinstance(meta, dict):
+        raise PolicyFormatError(f"meta must be a JSON object, not {type(meta).__name__}")
+    models = _typed(meta, "models", list)
+    if not all(isinstance(m, str) for m in models):
+        raise PolicyFormatError("meta 'models' must be a list of model names")
+    costs = _typed(meta, "model_costs", list, [])
+    if not all(isinstance(c, (int, float)) for c in costs):
+        raise PolicyFormatError("meta 'model_costs' must be a list of numbers")
+    _typed(meta, "version", str)
+    _typed(meta, "feature_spec", dict)
+    _typed(meta, "activation", str, "relu")
+    _typed(meta, "cost_weight", (int, float), 0.0)
+    _typed(meta, "info", dict, {})
+    return meta
+
+
+# What a truncated or corrupt archive, or arrays and metadata of the wrong kind, raise while loading.
+_LOAD_ERRORS = (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
 def policy_from_bytes(data: bytes) -> Policy:
-    """Load an artifact produced by :meth:`Policy.to_bytes`; never unpickles."""
+    """Load an artifact produced by :meth:`Policy.to_bytes`, checked by one forward pass; never unpickles.
+
+    Raises :class:`PolicyFormatError`, and nothing else, for any artifact that cannot be served."""
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            meta = json.loads(str(archive["meta"]))
+            meta = _meta(archive)
             value = _layers(archive, "value")
-            return Policy(
-                version=str(meta["version"]),
+            policy = Policy(
+                version=meta["version"],
                 models=list(meta["models"]),
                 feature_spec=FeatureSpec.from_dict(meta["feature_spec"]),
                 encoder=_layers(archive, "encoder"),
                 advantage=_layers(archive, "advantage"),
                 value=value or None,
-                activation=str(meta.get("activation", "relu")),
+                activation=meta.get("activation", "relu"),
                 cost_weight=float(meta.get("cost_weight", 0.0)),
                 model_costs=[float(c) for c in meta.get("model_costs", [])],
                 info=dict(meta.get("info", {})),
                 text_model=TextModel.from_arrays(archive),
             )
-    except (KeyError, ValueError, OSError, json.JSONDecodeError) as exc:
-        raise PolicyFormatError(f"not a policy artifact: {exc}") from exc
+    except PolicyFormatError:
+        raise
+    except _LOAD_ERRORS as exc:
+        raise PolicyFormatError(f"not a policy artifact ({type(exc).__name__}: {exc})") from exc
+    policy.check()
+    return policy
 
 
 def load_policy(path: Path) -> Policy:

@@ -84,28 +84,37 @@ class PolicyStore:
             if raw is None:
                 return False
             meta = json.loads(raw)
-            if float(meta["published"]) <= self._published:
+            version, published = str(meta["version"]), float(meta["published"])
+            if published <= self._published:
                 return False
             data = await cache.get(POLICY_DATA_KEY)
         except (CacheUnavailable, ValueError, KeyError, TypeError) as exc:
             log.warning("policy copy in the cache unusable: %s", exc)
             return False
-        return data is not None and self._load(data, str(meta["version"]), float(meta["published"]))
+        return data is not None and self._load(data, version, published)
 
     async def poll(self, db: Database, interval_seconds: float, cache: Cache | None = None) -> None:
-        """Refresh forever (cancel the task to stop); outages only delay the next check."""
+        """Refresh forever (cancel the task to stop); outages and errors only delay the next check."""
         while True:
             try:
                 await self.refresh(db, cache)
             except DatabaseUnavailable as exc:
                 log.warning("policy poll skipped: %s", exc)
+            except Exception:
+                # Anything else is a bug, but a dead poller would silently pin this replica to its policy.
+                log.exception("policy poll failed; still serving %s", self._current.version)
             await asyncio.sleep(interval_seconds)
 
 
 async def publish_policy(db: Database, policy: Policy, cache: Cache | None = None) -> None:
     """Store ``policy`` in the database (and Redis, when given) so every replica picks it up."""
-    data = policy.to_bytes()
-    policy_from_bytes(data)  # refuse to publish what replicas could not load
+    await publish_artifact(db, policy.to_bytes(), cache)
+
+
+async def publish_artifact(db: Database, data: bytes, cache: Cache | None = None) -> None:
+    """Publish a serialised policy; raises :class:`PolicyFormatError`, storing nothing, for an artifact
+    that replicas could not serve (the check they run before serving it)."""
+    policy = policy_from_bytes(data)
     published = utcnow()
 
     async def _add(session: AsyncSession) -> None:

@@ -7,9 +7,10 @@ import pytest
 from quantum_router.catalog import load_catalog
 from quantum_router.default_policy import prior_policy
 from quantum_router.features import FeatureSpec, extract
-from quantum_router.policy import Policy, PolicyFormatError, policy_from_bytes
+from quantum_router.policy import Layers, Policy, PolicyFormatError, policy_from_bytes
 from quantum_router.routing import decide
 from quantum_router.settings import Settings
+from tests.policy_artifacts import BAD_ARTIFACTS, BadArtifact, with_meta
 
 SPEC = FeatureSpec(personas=("p",), task_types=("a", "b"), ngram_buckets=8)
 
@@ -62,6 +63,56 @@ def test_shape_mismatch_is_refused() -> None:
     w = np.zeros((SPEC.dim + 1, 2), dtype=np.float32)
     with pytest.raises(PolicyFormatError):
         Policy("v", ["a", "b"], SPEC, [], [(w, np.zeros(2, dtype=np.float32))])
+
+
+@pytest.mark.parametrize("make", BAD_ARTIFACTS.values(), ids=BAD_ARTIFACTS.keys())
+def test_a_broken_artifact_is_refused_with_a_format_error(make: BadArtifact) -> None:
+    with pytest.raises(PolicyFormatError):
+        policy_from_bytes(make(_dueling(), "broken-1"))
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("version", 3),
+        ("models", [1, 2, 3]),
+        ("feature_spec", ["p"]),
+        ("model_costs", "cheap"),
+        ("info", "none"),
+        ("activation", None),
+    ],
+)
+def test_metadata_of_the_wrong_type_is_refused(key: str, value: object) -> None:
+    with pytest.raises(PolicyFormatError, match=key):
+        policy_from_bytes(with_meta(_dueling(), **{key: value}))
+
+
+def _layer(i: int, o: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.ones((i, o), np.float32), np.zeros(o, np.float32)
+
+
+@pytest.mark.parametrize(
+    ("encoder", "advantage", "value"),
+    [
+        ([_layer(SPEC.dim, 16), _layer(8, 16)], [_layer(16, 3)], None),  # encoder layers do not chain
+        ([_layer(SPEC.dim, 16)], [_layer(8, 3)], None),  # advantage head reads the wrong width
+        ([_layer(SPEC.dim, 16)], [_layer(16, 8), _layer(4, 3)], None),  # advantage layers do not chain
+        ([_layer(SPEC.dim, 16)], [_layer(16, 3)], [_layer(8, 1)]),  # value head reads the wrong width
+        ([_layer(SPEC.dim, 16)], [_layer(16, 3)], [_layer(16, 2)]),  # value head gives two values
+        ([(np.ones((SPEC.dim, 16), np.float32), np.zeros(8, np.float32))], [_layer(16, 3)], None),  # bias
+        ([(np.ones(SPEC.dim, np.float32), np.zeros(1, np.float32))], [_layer(1, 3)], None),  # 1-D weights
+    ],
+)
+def test_inner_layer_shapes_are_checked(encoder: Layers, advantage: Layers, value: Layers | None) -> None:
+    with pytest.raises(PolicyFormatError):
+        Policy("v", ["m1", "m2", "m3"], SPEC, encoder, advantage, value)
+
+
+def test_a_policy_with_non_finite_weights_is_refused() -> None:
+    policy = _dueling()
+    policy.advantage[0][1][0] = np.nan
+    with pytest.raises(PolicyFormatError, match="finite"):
+        policy_from_bytes(policy.to_bytes())
 
 
 def test_shipped_default_policy_is_the_catalog_prior() -> None:

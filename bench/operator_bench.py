@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from router_operator.status import is_ready
+
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_SH = ROOT / "e2e" / "controlplane" / "cluster.sh"
 # Ephemeral data (kwok has no storage provisioner) and no Ray, so each stack is 10 pods + 2 Jobs.
@@ -52,13 +54,7 @@ def manifest(name: str, ns: str) -> dict[str, Any]:
 
 def ready_names(kubectl: list[str], env: dict[str, str], ns: str) -> set[str]:
     listed = json.loads(run([*kubectl, "get", "rd", "-n", ns, "-o", "json"], env))
-    out = set()
-    for rd in listed["items"]:
-        status = rd.get("status") or {}
-        conds = {c["type"]: c["status"] for c in status.get("conditions") or []}
-        if conds.get("Ready") == "True" and status.get("observedGeneration") == rd["metadata"]["generation"]:
-            out.add(rd["metadata"]["name"])
-    return out
+    return {rd["metadata"]["name"] for rd in listed["items"] if is_ready(rd)}
 
 
 def wait_all(kubectl: list[str], env: dict[str, str], ns: str, names: set[str], timeout_s: float) -> float:

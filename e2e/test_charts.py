@@ -16,6 +16,8 @@ import pytest
 import yaml
 from kubernetes import client
 
+from router_operator.status import is_ready
+
 if TYPE_CHECKING:
     from conftest import KubeCluster
 
@@ -226,10 +228,7 @@ def rd_ready(cluster: KubeCluster, ns: str, name: str) -> dict[str, Any] | None:
         dict[str, Any],
         client.CustomObjectsApi(cluster.api).get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name),
     )
-    status = rd.get("status") or {}
-    conds = {c["type"]: c["status"] for c in status.get("conditions") or []}
-    fresh = status.get("observedGeneration") == rd["metadata"]["generation"]
-    return rd if fresh and conds.get("Ready") == "True" else None
+    return rd if is_ready(rd) else None
 
 
 def test_install_upgrade_rollback_uninstall_with_the_operator_on_its_chart_rbac(

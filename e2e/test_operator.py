@@ -22,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 
 from router_operator.builders import Context, plan
 from router_operator.owner import Owner
+from router_operator.status import is_ready
 from router_operator.validation import validate
 
 if TYPE_CHECKING:
@@ -188,9 +189,7 @@ def wait_ready(
 ) -> dict[str, Any]:
     def ready() -> dict[str, Any] | None:
         rd = get_rd(cluster, ns, name)
-        status = rd.get("status") or {}
-        generation_seen = status.get("observedGeneration") == rd["metadata"]["generation"]
-        return rd if generation_seen and condition(rd, "Ready").get("status") == "True" else None
+        return rd if is_ready(rd) else None
 
     try:
         return cluster.poll(f"{ns}/{name} Ready", ready, timeout_s)

@@ -13,7 +13,7 @@ from typing import Any
 
 from kubernetes import client
 
-from router_operator import FIELD_MANAGER
+from router_operator import API_VERSION, FIELD_MANAGER, KIND, PLURAL
 
 # (apiVersion, kind) -> plural. Everything the operator reads or writes.
 PLURALS: dict[tuple[str, str], str] = {
@@ -30,6 +30,7 @@ PLURALS: dict[tuple[str, str], str] = {
     ("postgresql.cnpg.io/v1", "Cluster"): "clusters",
     ("ray.io/v1", "RayCluster"): "rayclusters",
     ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): "customresourcedefinitions",
+    (API_VERSION, KIND): PLURAL,
 }
 
 
@@ -139,38 +140,18 @@ class Kube:
             raise
 
     def list_objects(
-        self, api_version: str, kind: str, namespace: str, selector: str
+        self, api_version: str, kind: str, namespace: str | None, selector: str | None = None
     ) -> list[dict[str, Any]]:
-        """Objects of a kind in a namespace matching a label selector."""
-        answer = self.request("GET", path(api_version, kind, namespace), [("labelSelector", selector)])
+        """Objects of a kind in one namespace (or all), optionally matching a label selector."""
+        query = [("labelSelector", selector)] if selector else None
+        answer = self.request("GET", path(api_version, kind, namespace), query)
         items: list[dict[str, Any]] = answer.get("items") or []
         return items
 
-    def merge_patch_status(
-        self, api_version: str, plural: str, namespace: str, name: str, status: Any
-    ) -> None:
-        """Merge-patch the status subresource of a custom resource."""
-        resource = f"/apis/{api_version}/namespaces/{namespace}/{plural}/{name}/status"
+    def merge_patch_status(self, api_version: str, kind: str, namespace: str, name: str, status: Any) -> None:
+        """Merge-patch an object's status subresource."""
+        resource = path(api_version, kind, namespace, name) + "/status"
         self.request("PATCH", resource, body={"status": status}, content_type="application/merge-patch+json")
-
-    def get_custom(self, api_version: str, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
-        """A custom resource, or None when it does not exist."""
-        try:
-            result: dict[str, Any] = self.request(
-                "GET", f"/apis/{api_version}/namespaces/{namespace}/{plural}/{name}"
-            )
-            return result
-        except KubeError as exc:
-            if exc.status == 404:
-                return None
-            raise
-
-    def list_custom(self, api_version: str, plural: str, namespace: str | None) -> list[dict[str, Any]]:
-        """Every custom resource of a kind, in one namespace or in all."""
-        scope = f"/namespaces/{namespace}" if namespace else ""
-        answer = self.request("GET", f"/apis/{api_version}{scope}/{plural}")
-        items: list[dict[str, Any]] = answer.get("items") or []
-        return items
 
     def crd_established(self, name: str) -> bool:
         """Whether a CustomResourceDefinition (e.g. clusters.postgresql.cnpg.io) is installed."""

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from router_operator import KIND
 from router_operator.builders import Context, Facts, Plan, plan
 from router_operator.kube import PLURALS, Kube, KubeError
 from router_operator.owner import OWNER_LABEL, Owner
@@ -27,7 +28,7 @@ from router_operator.validation import InvalidSpec, MissingReference, validate
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
 # Kinds pruned when the spec no longer wants them (never the generated Secret: it holds the data's keys).
-PRUNABLE = [k for k in PLURALS if k[1] not in ("Secret", "Event", "CustomResourceDefinition")]
+PRUNABLE = [k for k in PLURALS if k[1] not in ("Secret", "Event", "CustomResourceDefinition", KIND)]
 CNPG_CRD = "clusters.postgresql.cnpg.io"
 KUBERAY_CRD = "rayclusters.ray.io"
 
@@ -131,7 +132,7 @@ def observe_plan(kube: Kube, p: Plan) -> dict[Key, dict[str, Any]] | None:
     """Read the status-bearing children without applying anything (a cheaper look while a stack comes
     up); None when one is missing or the Deployment waits for its migration, so a full apply is due."""
     observed: dict[Key, dict[str, Any]] = {}
-    for child in [*p.children, p.migration, p.deployment]:
+    for child in p.objects:
         if child["kind"] not in STATUS_KINDS:
             continue
         meta = child["metadata"]
@@ -179,6 +180,20 @@ def transitions(previous: list[Mapping[str, Any]], conds: list[Cond]) -> list[tu
     return events
 
 
+def failed(previous: Mapping[str, Any], reason: str, conds: list[Cond], generation: int, now: str) -> Outcome:
+    """A reconcile that changed nothing: phase Failed, the given conditions over the previous ones, the
+    rest of the previous status kept."""
+    old_conditions = list(previous.get("conditions") or [])
+    status = {
+        **previous,
+        "phase": "Failed",
+        "phaseReason": reason,
+        "observedGeneration": generation,
+        "conditions": render_conditions(conds, old_conditions, generation, now),
+    }
+    return Outcome(status, transitions(old_conditions, conds))
+
+
 def reconcile(
     kube: Kube,
     body: Mapping[str, Any],
@@ -197,31 +212,16 @@ def reconcile(
         ctx = Context(owner, validate(owner.name, dict(body.get("spec") or {})), facts)
         catalog = resolve_references(kube, ctx)
     except InvalidSpec as exc:
-        reason = exc.reason
-        conds = invalid_conditions(reason, exc.errors)
-        status = {
-            **previous,
-            "phase": "Failed",
-            "phaseReason": reason,
-            "observedGeneration": generation,
-            "conditions": render_conditions(conds, old_conditions, generation, now),
-        }
-        return Outcome(status, transitions(old_conditions, conds))
+        return failed(previous, exc.reason, invalid_conditions(exc.reason, exc.errors), generation, now)
     p = plan(ctx, catalog)
     try:
         observed = (observe_plan(kube, p) if observe_only and not prune_children else None) or apply_plan(
             kube, p
         )
     except ApplyFailed as exc:
-        conds = [Cond("Ready", False, "ApplyFailed", str(exc))]
-        status = {
-            **previous,
-            "phase": "Failed",
-            "phaseReason": "ApplyFailed",
-            "observedGeneration": generation,
-            "conditions": render_conditions(conds, old_conditions, generation, now),
-        }
-        return Outcome(status, transitions(old_conditions, conds))
+        return failed(
+            previous, "ApplyFailed", [Cond("Ready", False, "ApplyFailed", str(exc))], generation, now
+        )
     if prune_children:
         for gone in prune(kube, owner, p, facts):
             log.info("pruned %s of %s/%s", gone, owner.namespace, owner.name)

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from router_operator import API_VERSION, KIND, PLURAL
+from router_operator import API_VERSION, KIND
 from router_operator.builders import Facts
 from router_operator.kube import Kube, KubeError
 from router_operator.reconcile import Outcome, discover, reconcile
@@ -72,42 +72,38 @@ class Runtime:
             self._facts = (time.monotonic(), discover(self.kube))
         return self._facts[1]
 
-    async def submit(self, body: Mapping[str, Any], prune: bool) -> None:
-        """Reconcile one RouterDeployment on the pool; look again soon while it is coming up."""
+    async def submit(
+        self, body: Mapping[str, Any], prune: bool, observe_only: bool = False, delay: float | None = None
+    ) -> None:
+        """Reconcile one RouterDeployment on the pool; while it is coming up, look again after `delay`
+        (requeue_seconds first, doubling up to the resync period), so Ready is reported when the children
+        are, not at the next resync."""
         loop = asyncio.get_running_loop()
-        phase = await loop.run_in_executor(self.pool, self.run, body, prune)
-        if phase in SETTLING:
-            self._requeue(body["metadata"], self.settings.requeue_seconds)
-
-    def _requeue(self, meta: Mapping[str, Any], delay: float) -> None:
-        """Reconcile again after `delay` (doubling up to the resync period) while the stack settles, so
-        Ready is reported when the children are, not at the next resync. One pending requeue per object."""
-        uid = meta["uid"]
-        if uid in self._requeued or delay >= self.settings.resync_seconds:
+        phase = await loop.run_in_executor(self.pool, self.run, body, prune, observe_only)
+        delay = self.settings.requeue_seconds if delay is None else delay
+        uid = body["metadata"]["uid"]
+        # One pending requeue per object.
+        if phase not in SETTLING or uid in self._requeued or delay >= self.settings.resync_seconds:
             return
         self._requeued.add(uid)
-        task = asyncio.get_running_loop().create_task(
-            self._again(meta["namespace"], meta["name"], uid, delay)
-        )
+        meta = body["metadata"]
+        task = loop.create_task(self._again(meta["namespace"], meta["name"], uid, delay))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _again(self, namespace: str, name: str, uid: str, delay: float) -> None:
+        """The requeue: re-read the resource, then reconcile it reading (not applying) its children."""
         await asyncio.sleep(delay)
         self._requeued.discard(uid)
         loop = asyncio.get_running_loop()
         try:
-            body = await loop.run_in_executor(
-                self.pool, self.kube.get_custom, API_VERSION, PLURAL, namespace, name
-            )
+            body = await loop.run_in_executor(self.pool, self.kube.get, API_VERSION, KIND, namespace, name)
         except KubeError as exc:
             log.warning("re-reading %s/%s failed, the resync will retry: %s", namespace, name, exc)
             return
         if body is None or body["metadata"]["uid"] != uid or body["metadata"].get("deletionTimestamp"):
             return
-        phase = await loop.run_in_executor(self.pool, self.run, body, needs_prune(body), True)
-        if phase in SETTLING:
-            self._requeue(body["metadata"], delay * 2)
+        await self.submit(body, needs_prune(body), observe_only=True, delay=delay * 2)
 
     def run(self, body: Mapping[str, Any], prune: bool, observe_only: bool = False) -> str | None:
         """Reconcile, then write status and Events; returns the phase. Failures are logged in one line and
@@ -134,7 +130,7 @@ class Runtime:
         patch = status_patch(body.get("status") or {}, outcome.status)
         if patch is not None:
             try:
-                self.kube.merge_patch_status(API_VERSION, PLURAL, meta["namespace"], meta["name"], patch)
+                self.kube.merge_patch_status(API_VERSION, KIND, meta["namespace"], meta["name"], patch)
             except KubeError as exc:
                 if exc.status == 404:  # deleted while we worked
                     return
@@ -186,7 +182,7 @@ class Runtime:
         scopes: list[str | None] = list(self.settings.namespaces) or [None]
         out: list[dict[str, Any]] = []
         for ns in scopes:
-            out += self.kube.list_custom(API_VERSION, PLURAL, ns)
+            out += self.kube.list_objects(API_VERSION, KIND, ns)
         return out
 
     async def resync_forever(self) -> None:

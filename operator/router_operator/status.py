@@ -73,6 +73,14 @@ class Cond:
     message: str
 
 
+def is_ready(rd: Mapping[str, Any]) -> bool:
+    """Whether a RouterDeployment reports Ready=True for its current spec (what clients wait for)."""
+    status = rd.get("status") or {}
+    if status.get("observedGeneration") != rd["metadata"].get("generation"):
+        return False
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+
+
 def job_state(job: Mapping[str, Any] | None) -> str:
     """missing, running, succeeded or failed."""
     if job is None:

@@ -29,7 +29,7 @@ def context(spec: dict[str, Any], name: str = "demo", facts: Facts | None = None
 
 def by_name(p: Plan) -> dict[tuple[str, str], dict[str, Any]]:
     """Every child of a plan keyed by (kind, name)."""
-    return {(o["kind"], o["metadata"]["name"]): o for o in [p.secret, *p.children, p.migration, p.deployment]}
+    return {(o["kind"], o["metadata"]["name"]): o for o in p.objects}
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from typing import Any
 
 from router_operator.builders import Plan, plan
 from router_operator.runtime import status_patch
-from router_operator.status import Cond, conditions_for, phase, render_conditions
+from router_operator.status import Cond, conditions_for, is_ready, phase, render_conditions
 from tests.kube_operator.conftest import context
 
 
@@ -25,7 +25,7 @@ def workload(ready: int, replicas: int | None = None) -> dict[str, Any]:
 
 def healthy(p: Plan) -> dict[tuple[str, str], dict[str, Any]]:
     observed: dict[tuple[str, str], dict[str, Any]] = {}
-    for child in [*p.children, p.migration, p.deployment]:
+    for child in p.objects:
         key = (child["kind"], child["metadata"]["name"])
         if child["kind"] == "Job":
             observed[key] = job(done=True)
@@ -112,3 +112,19 @@ def test_status_patch_nulls_dropped_keys_and_skips_no_change() -> None:
         "phase": "Failed",
         "policyVersion": None,
     }
+
+
+def test_ready_means_ready_for_the_current_generation() -> None:
+    ready = [{"type": "Ready", "status": "True"}]
+    assert is_ready({"metadata": {"generation": 2}, "status": {"observedGeneration": 2, "conditions": ready}})
+    # Ready for an older spec is not ready yet, and a missing or false condition never is.
+    assert not is_ready(
+        {"metadata": {"generation": 3}, "status": {"observedGeneration": 2, "conditions": ready}}
+    )
+    assert not is_ready({"metadata": {"generation": 1}, "status": {"observedGeneration": 1}})
+    assert not is_ready(
+        {
+            "metadata": {"generation": 1},
+            "status": {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "False"}]},
+        }
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from router_operator.builders import (
@@ -36,12 +36,15 @@ class Plan:
     children: list[dict[str, Any]]
     migration: dict[str, Any]
     deployment: dict[str, Any]
-    uses_scripts: bool = False
-    names: set[tuple[str, str]] = field(default_factory=set)
+
+    @property
+    def objects(self) -> list[dict[str, Any]]:
+        """Every object of the plan."""
+        return [self.secret, *self.children, self.migration, self.deployment]
 
     def wanted(self, kind: str, name: str) -> bool:
         """Whether a child of this kind and name belongs to the plan (everything else is pruned)."""
-        return (kind, name) in self.names
+        return any(o["kind"] == kind and o["metadata"]["name"] == name for o in self.objects)
 
 
 def _cache(ctx: Context) -> list[dict[str, Any] | None]:
@@ -88,12 +91,4 @@ def plan(ctx: Context, external_catalog: str | None = None) -> Plan:
     secret = secrets.build_secret(ctx)
     job = migration.build_migration_job(ctx)
     deployment = router.build_deployment(ctx, checksum)
-    everything = [secret, *children, job, deployment]
-    return Plan(
-        secret=secret,
-        children=children,
-        migration=job,
-        deployment=deployment,
-        uses_scripts=uses_scripts,
-        names={(o["kind"], o["metadata"]["name"]) for o in everything},
-    )
+    return Plan(secret=secret, children=children, migration=job, deployment=deployment)

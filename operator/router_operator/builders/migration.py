@@ -26,13 +26,7 @@ def pod_template(ctx: Context) -> dict[str, Any]:
     }
     return {
         "metadata": {"labels": ctx.owner.labels(COMPONENT)},
-        "spec": {
-            "restartPolicy": "OnFailure",
-            "containers": [container],
-            "securityContext": pods.pod_security(),
-            "automountServiceAccountToken": False,
-            **pods.placement(ctx.spec.placement),
-        },
+        "spec": pods.pod_spec(ctx.spec.placement, [container], restartPolicy="OnFailure"),
     }
 
 

@@ -53,6 +53,23 @@ def placement(p: Placement) -> dict[str, Any]:
     return out
 
 
+def pod_spec(
+    placement_: Placement,
+    containers: list[dict[str, Any]],
+    volumes: list[dict[str, Any]] | None = None,
+    fs_group: bool = False,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A pod spec of the stack: non-root with seccomp, no service-account token (no pod of ours calls
+    the API), the spec's placement; `extra` adds fields such as restartPolicy."""
+    spec: dict[str, Any] = {**extra, "containers": containers}
+    if volumes:
+        spec["volumes"] = volumes
+    spec["securityContext"] = pod_security(fs_group)
+    spec["automountServiceAccountToken"] = False
+    return {**spec, **placement(placement_)}
+
+
 def secret_env(name: str, ref: SecretKeyRef) -> dict[str, Any]:
     """An env var from a Secret key."""
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}

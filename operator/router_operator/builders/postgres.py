@@ -10,6 +10,7 @@ from router_operator.builders import secrets as keys
 from router_operator.builders.connections import database_replicas, database_service, generated
 from router_operator.builders.context import DATABASE_NAME, DATABASE_USER, POSTGRES_PORT, Context
 from router_operator.builders.scripts import MOUNT, script, scripts_volume
+from router_operator.builders.service import service_for
 from router_operator.owner import digest
 
 PRIMARY = "database-primary"
@@ -33,18 +34,8 @@ def build_services(ctx: Context) -> list[dict[str, Any]]:
     """`-rw` to the primary, `-ro` to the replicas, and the headless Service the StatefulSets need."""
 
     def service(name: str, component: str, headless: bool = False) -> dict[str, Any]:
-        spec: dict[str, Any] = {
-            "selector": ctx.owner.selector(component),
-            "ports": [{"name": "postgres", "port": POSTGRES_PORT, "targetPort": "postgres"}],
-        }
-        if headless:
-            spec["clusterIP"] = "None"
-        return {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": ctx.owner.metadata(name, component),
-            "spec": spec,
-        }
+        extra = {"clusterIP": "None"} if headless else {}
+        return service_for(ctx, name, component, [("postgres", POSTGRES_PORT)], **extra)
 
     out = [
         service(database_service(ctx, "rw"), PRIMARY),
@@ -107,14 +98,13 @@ def _statefulset(
                     "labels": owner.labels(component),
                     "annotations": {"quantumrouter.dev/script": digest(script(script_name))},
                 },
-                "spec": {
-                    "containers": [container],
-                    "volumes": [volume, tmp_volume, {"name": "run", "emptyDir": {}}],
-                    "securityContext": pods.pod_security(fs_group=True),
-                    "terminationGracePeriodSeconds": 60,
-                    "automountServiceAccountToken": False,
-                    **pods.placement(ctx.spec.placement),
-                },
+                "spec": pods.pod_spec(
+                    ctx.spec.placement,
+                    [container],
+                    [volume, tmp_volume, {"name": "run", "emptyDir": {}}],
+                    fs_group=True,
+                    terminationGracePeriodSeconds=60,
+                ),
             },
         },
     }

@@ -7,6 +7,7 @@ from typing import Any
 
 from router_operator.builders import pods
 from router_operator.builders.context import RAY_CLIENT_PORT, RAY_DASHBOARD_PORT, RAY_GCS_PORT, Context
+from router_operator.builders.service import service_for
 
 HEAD = "ray-head"
 WORKER = "ray-worker"
@@ -57,13 +58,7 @@ def _deployment(ctx: Context, component: str, replicas: int, container: dict[str
             "selector": {"matchLabels": ctx.owner.selector(component)},
             "template": {
                 "metadata": {"labels": ctx.owner.labels(component)},
-                "spec": {
-                    "containers": [container],
-                    "volumes": [tmp_volume],
-                    "securityContext": pods.pod_security(),
-                    "automountServiceAccountToken": False,
-                    **pods.placement(ctx.spec.placement),
-                },
+                "spec": pods.pod_spec(ctx.spec.placement, [container], [tmp_volume]),
             },
         },
     }
@@ -94,15 +89,7 @@ def build_head(ctx: Context) -> dict[str, Any]:
 
 def build_head_service(ctx: Context) -> dict[str, Any]:
     """The head's Service (GCS, Ray Client, dashboard)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": ctx.owner.metadata(head_service_name(ctx), HEAD),
-        "spec": {
-            "selector": ctx.owner.selector(HEAD),
-            "ports": [{"name": n, "port": p, "targetPort": n} for n, p in PORTS],
-        },
-    }
+    return service_for(ctx, head_service_name(ctx), HEAD, list(PORTS))
 
 
 def build_workers(ctx: Context) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from router_operator.builders import secrets as keys
 from router_operator.builders.connections import generated
 from router_operator.builders.context import REDIS_PORT, Context
 from router_operator.builders.scripts import MOUNT, script, scripts_volume
+from router_operator.builders.service import service_for
 from router_operator.owner import digest
 
 COMPONENT = "redis"
@@ -35,20 +36,10 @@ def node_hosts(ctx: Context) -> list[str]:
 
 def build_headless_service(ctx: Context) -> dict[str, Any]:
     """Per-pod DNS names, published before readiness so the cluster can form."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": ctx.owner.metadata(redis_name(ctx), COMPONENT),
-        "spec": {
-            "clusterIP": "None",
-            "publishNotReadyAddresses": True,
-            "selector": ctx.owner.selector(COMPONENT),
-            "ports": [
-                {"name": "redis", "port": REDIS_PORT, "targetPort": "redis"},
-                {"name": "bus", "port": REDIS_PORT + 10000, "targetPort": "bus"},
-            ],
-        },
-    }
+    ports = [("redis", REDIS_PORT), ("bus", REDIS_PORT + 10000)]
+    return service_for(
+        ctx, redis_name(ctx), COMPONENT, ports, clusterIP="None", publishNotReadyAddresses=True
+    )
 
 
 def build_statefulset(ctx: Context) -> dict[str, Any]:
@@ -94,13 +85,7 @@ def build_statefulset(ctx: Context) -> dict[str, Any]:
             "selector": {"matchLabels": owner.selector(COMPONENT)},
             "template": {
                 "metadata": {"labels": owner.labels(COMPONENT)},
-                "spec": {
-                    "containers": [container],
-                    "volumes": [tmp_volume],
-                    "securityContext": pods.pod_security(fs_group=True),
-                    "automountServiceAccountToken": False,
-                    **pods.placement(ctx.spec.placement),
-                },
+                "spec": pods.pod_spec(ctx.spec.placement, [container], [tmp_volume], fs_group=True),
             },
         },
     }
@@ -144,14 +129,7 @@ def build_bootstrap_job(ctx: Context) -> dict[str, Any]:
             "activeDeadlineSeconds": 1800,
             "template": {
                 "metadata": {"labels": ctx.owner.labels(BOOTSTRAP_COMPONENT)},
-                "spec": {
-                    "restartPolicy": "OnFailure",
-                    "containers": [container],
-                    "volumes": [volume],
-                    "securityContext": pods.pod_security(),
-                    "automountServiceAccountToken": False,
-                    **pods.placement(ctx.spec.placement),
-                },
+                "spec": pods.pod_spec(ctx.spec.placement, [container], [volume], restartPolicy="OnFailure"),
             },
         },
     }

@@ -79,14 +79,12 @@ def build_deployment(ctx: Context, checksum: str) -> dict[str, Any]:
         # Keep serving while endpoints drop this pod; then SIGTERM lets in-flight work finish.
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
     }
-    pod_spec: dict[str, Any] = {
-        "containers": [container],
-        "volumes": volumes,
-        "securityContext": pods.pod_security(),
-        "terminationGracePeriodSeconds": PRESTOP_SLEEP_SECONDS + SHUTDOWN_GRACE_SECONDS + 5,
-        "automountServiceAccountToken": False,
-        **pods.placement(spec.placement),
-    }
+    pod_spec = pods.pod_spec(
+        spec.placement,
+        [container],
+        volumes,
+        terminationGracePeriodSeconds=PRESTOP_SLEEP_SECONDS + SHUTDOWN_GRACE_SECONDS + 5,
+    )
     spread = spec.placement.topology_spread
     if spread.enabled:
         pod_spec["topologySpreadConstraints"] = [

@@ -1,4 +1,4 @@
-"""The router Service."""
+"""Services: one shape for every Service of the stack, and the router's own."""
 
 from __future__ import annotations
 
@@ -8,15 +8,23 @@ from router_operator.builders.context import ROUTER_PORT, Context
 from router_operator.builders.router import COMPONENT
 
 
-def build_service(ctx: Context) -> dict[str, Any]:
-    """ClusterIP Service in front of the ready router pods."""
+def service_for(
+    ctx: Context, name: str, component: str, ports: list[tuple[str, int]], **spec: Any
+) -> dict[str, Any]:
+    """A Service selecting one component's pods; each (name, port) targets the container port of that name.
+    `spec` adds fields such as clusterIP: None (headless) or publishNotReadyAddresses."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": ctx.owner.metadata(ctx.owner.name, COMPONENT),
+        "metadata": ctx.owner.metadata(name, component),
         "spec": {
-            "type": "ClusterIP",
-            "selector": ctx.owner.selector(COMPONENT),
-            "ports": [{"name": "http", "port": ROUTER_PORT, "targetPort": "http", "protocol": "TCP"}],
+            **spec,
+            "selector": ctx.owner.selector(component),
+            "ports": [{"name": n, "port": p, "targetPort": n, "protocol": "TCP"} for n, p in ports],
         },
     }
+
+
+def build_service(ctx: Context) -> dict[str, Any]:
+    """ClusterIP Service in front of the ready router pods."""
+    return service_for(ctx, ctx.owner.name, COMPONENT, [("http", ROUTER_PORT)], type="ClusterIP")

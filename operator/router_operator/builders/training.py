@@ -55,14 +55,9 @@ def build_cronjob(ctx: Context) -> dict[str, Any] | None:
                     "backoffLimit": 1,
                     "template": {
                         "metadata": {"labels": ctx.owner.labels(COMPONENT)},
-                        "spec": {
-                            "restartPolicy": "Never",
-                            "containers": [container],
-                            "volumes": [tmp_volume],
-                            "securityContext": pods.pod_security(),
-                            "automountServiceAccountToken": False,
-                            **pods.placement(ctx.spec.placement),
-                        },
+                        "spec": pods.pod_spec(
+                            ctx.spec.placement, [container], [tmp_volume], restartPolicy="Never"
+                        ),
                     },
                 }
             },

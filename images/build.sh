@@ -32,9 +32,12 @@ ensure_tools() {
 
 image_exists() { "${BUILDAH[@]}" inspect --type image "$1" >/dev/null 2>&1; }
 
+archive_path() { echo "$STORE/archives/$(echo "${1#localhost/}" | tr ':/' '__').tar"; }
+
+# archive IMAGE: its OCI archive (written once per build); prints NAME ARCHIVE.
 archive() {
     local image=$1 file
-    file="$STORE/archives/$(echo "${image#localhost/}" | tr ':/' '__').tar"
+    file=$(archive_path "$image")
     mkdir -p "$STORE/archives"
     [[ -s $file ]] || "${BUILDAH[@]}" push --quiet "$image" "oci-archive:$file:$image" >&2
     echo "$image $file"
@@ -80,7 +83,7 @@ build() {
         "${BUILDAH[@]}" bud --quiet --network host --isolation chroot --layers=false "${secret[@]}" \
             --label "quantumrouter.dev/build-key=$key" --build-arg "BASE_IMAGE=$BASE" --target "$target" \
             -f "$ROOT/images/Containerfile" -t "$image" "$ctx" >/dev/null
-        rm -f "$STORE/archives/$(echo "${image#localhost/}" | tr ':/' '__').tar"
+        rm -f "$(archive_path "$image")"
     fi
     rm -rf "$ctx"
     archive "$image"
@@ -93,7 +96,7 @@ app_image() {
     ctx=$(mktemp -d "$STORE/context.XXXXXX")
     app_context "$target" "$ctx"
     key=$( (cat "$ctx/requirements.txt" "$ROOT/images/Containerfile" "$ROOT/pyproject.toml" && echo "$BASE" \
-        && find "$ROOT/$source_dir" -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum) \
+        && cd "$ROOT" && find "$source_dir" -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum) \
         | sha256sum | cut -c1-16)
     build "$target" "$key" "$ctx"
 }

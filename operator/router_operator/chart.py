@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from router_operator.crd import spec_schema
-from router_operator.reference import rows
+from router_operator.reference import replace_block, rows
 
 CHARTS = Path(__file__).resolve().parents[2] / "charts"
 CHART = CHARTS / "quantum-router"
@@ -118,18 +118,12 @@ def operator_values_table() -> str:
     return "\n".join([*lines, "", END])
 
 
-def _replace_block(page: str, block: str) -> str:
-    head, rest = page.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return head + block + tail
-
-
 def render_files() -> dict[Path, str]:
     """Generated files of both charts and their content."""
     return {
         CHART / "values.schema.json": json.dumps(values_schema(), indent=2) + "\n",
-        CHART / "README.md": _replace_block((CHART / "README.md").read_text(), values_table()),
-        OPERATOR_CHART / "README.md": _replace_block(
+        CHART / "README.md": replace_block((CHART / "README.md").read_text(), values_table()),
+        OPERATOR_CHART / "README.md": replace_block(
             (OPERATOR_CHART / "README.md").read_text(), operator_values_table()
         ),
     }

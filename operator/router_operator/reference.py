@@ -72,11 +72,17 @@ def render() -> str:
     return "\n".join(lines)
 
 
+def replace_block(page: str, block: str) -> str:
+    """`page` with the text from its first line of `block` to its last (the markers) replaced by `block`."""
+    start, end = block.splitlines()[0], block.splitlines()[-1]
+    head, rest = page.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return head + block + tail
+
+
 def update(page: str) -> str:
     """The page with its generated block replaced."""
-    head, rest = page.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return head + render() + tail
+    return replace_block(page, render())
 
 
 if __name__ == "__main__":

@@ -22,9 +22,15 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 
 venv: $(VENV)/.synced
 
+# Serving only: the service's own dependencies and none of the groups (no torch, Ray, test or lint tools).
+# --inexact keeps whatever `make venv` installed, so alternating run and test never reinstalls anything.
+$(VENV)/.serving: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --no-dev --inexact
+	touch $@
+
 # The documented local default admin password; set QR_ADMIN_PASSWORD to choose another.
 run: export QR_ADMIN_PASSWORD ?= quantum-local-admin
-run: $(VENV)/.synced
+run: $(VENV)/.serving
 	$(VENV)/bin/quantum-router serve
 
 # The service on Redis Cluster and PostgreSQL with two read replicas, all on free loopback ports.

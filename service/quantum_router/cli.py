@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import importlib.util
 import json
 import logging
 import os
@@ -18,6 +19,23 @@ from quantum_router.settings import Settings, get_settings
 from quantum_router.users import UnknownUser, UserExists, create_api_key, create_user
 
 T = TypeVar("T")
+# What `train` and `ray-serve` import; serving installs none of them (the `train` dependency group).
+TRAINING_MODULES = {"train": ("ray", "torch", "gymnasium", "scipy"), "ray-serve": ("ray",)}
+
+
+def missing_training_modules(command: str) -> list[str]:
+    """The modules ``command`` needs that this environment lacks."""
+    return [m for m in TRAINING_MODULES.get(command, ()) if importlib.util.find_spec(m) is None]
+
+
+def _training_group_error(command: str, missing: list[str]) -> int:
+    print(
+        f"quantum-router {command} needs {', '.join(missing)}, from the `train` dependency group, which "
+        "serving (make run) does not install. Install it with `make venv` (everything the tests use) or "
+        "`uv sync --group train`.",
+        file=sys.stderr,
+    )
+    return 2
 
 
 def _with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
@@ -115,6 +133,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv else ""
+    missing = missing_training_modules(command)
+    if missing and "--help" not in argv and "-h" not in argv:
+        return _training_group_error(command, missing)
     if argv and argv[0] == "ray-serve":
         from quantum_router.executors import ray_serve_app
 

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from quantum_router import __version__
 from quantum_router.api.errors import describe, install_error_handlers
 from quantum_router.api.middleware import RequestContextMiddleware
-from quantum_router.api.routes import auth, capabilities, execute, feedback, health, history, metrics
+from quantum_router.api.routes import auth, capabilities, chat, execute, feedback, health, history, metrics
 from quantum_router.context import start_services, stop_services
 from quantum_router.drain import Drain
 from quantum_router.metrics import Metrics
@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Outside the lifespan: the server sets it on SIGTERM, long before the lifespan's shutdown runs.
     app.state.drain = Drain()
-    for module in (health, capabilities, auth, execute, feedback, history, metrics):
+    for module in (health, capabilities, auth, execute, chat, feedback, history, metrics):
         app.include_router(module.router)
     install_error_handlers(app)
     app.add_middleware(

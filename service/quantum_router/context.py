@@ -74,6 +74,9 @@ def capabilities_of(settings: Settings, catalog: Catalog) -> dict[str, Any]:
             "complex_task_types": settings.complex_task_types,
         },
         "max_prompt_bytes": settings.max_prompt_bytes,
+        "routing_aliases": [
+            {"name": name, "cost_weight": weight} for name, weight in settings.routing_aliases.items()
+        ],
     }
 
 
@@ -105,7 +108,7 @@ async def start_services(settings: Settings, metrics: Metrics, describe_error: E
     await policies.refresh(db, cache)
     providers = ProviderRegistry(catalog, settings)
     executor = build_executor(settings, providers)
-    execution = ExecutionService(settings, catalog, policies, executor, cache, db, metrics)
+    execution = ExecutionService(settings, catalog, policies, executor, cache, db, metrics, providers)
     services = Services(
         settings=settings,
         catalog=catalog,

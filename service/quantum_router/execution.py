@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import random
 import time
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,14 +20,17 @@ from quantum_router.cache.keys import response_key
 from quantum_router.catalog import Catalog
 from quantum_router.db import store
 from quantum_router.db.engine import Database
+from quantum_router.db.models import new_id
 from quantum_router.executors.base import Executor, Job, VariationOutcome
 from quantum_router.features import FloatArray
 from quantum_router.metrics import Metrics
 from quantum_router.policy_store import PolicyStore
+from quantum_router.providers.base import Completion, Delta, ProviderError, ProviderTimeout, StreamEvent
+from quantum_router.providers.registry import ProviderRegistry
 from quantum_router.routing import Decision, decide
 from quantum_router.scoring import score_answers
 from quantum_router.settings import Settings
-from quantum_router.variations import plan_variations
+from quantum_router.variations import VariationPlan, plan_variations
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,42 @@ class ExecuteRequest:
     variations: int | None = None
     bypass_cache: bool = False
     max_tokens: int = 1024
+    # Chat requests (/v1/chat/completions): the conversation and sampling parameters go to the upstream as
+    # they are; ``prompt`` is what the policy sees. ``cost_weight`` comes from a routing alias.
+    messages: tuple[Mapping[str, Any], ...] = ()
+    params: Mapping[str, Any] = field(default_factory=dict)
+    temperature: float | None = None
+    cost_weight: float | None = None
+
+    def cache_key(self, variations: int) -> str:
+        """The response-cache key: everything that changes the answer."""
+        upstream = ""
+        # The alias's cost weight changes which model answers, so it is part of the key too.
+        if self.messages or self.params or self.temperature is not None or self.cost_weight is not None:
+            upstream = json.dumps(
+                [list(self.messages), dict(self.params), self.temperature, self.cost_weight],
+                sort_keys=True,
+                default=str,
+            )
+        return response_key(
+            self.prompt, self.persona, self.task_type, self.model, variations, self.max_tokens, upstream
+        )
+
+
+@dataclass
+class AnswerStream:
+    """A streamed answer whose upstream has already sent its first delta (so the model is settled).
+
+    ``deltas`` yields the text as it arrives; once it is exhausted, ``result`` holds what ``execute``
+    would have returned (cost, variations, ``experience_id``) and the experience has been written.
+    """
+
+    model: str
+    cache: str
+    policy_version: str
+    experience_id: str
+    deltas: AsyncIterator[str]
+    result: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -88,8 +129,10 @@ class ExecutionService:
         cache: Cache,
         db: Database,
         metrics: Metrics,
+        providers: ProviderRegistry,
     ) -> None:
         self._settings = settings
+        self._providers = providers
         self._catalog = catalog
         self._policies = policies
         self._executor = executor
@@ -113,18 +156,15 @@ class ExecutionService:
         features = policy.features(request.prompt, request.persona, request.task_type)
         if request.model is not None:
             return features, Decision(request.model, [request.model], 1.0, False, {})
-        decision = decide(
-            policy, features, set(self._costs), self._settings.epsilon, self._rng, self._settings.cost_weight
-        )
+        cost_weight = request.cost_weight if request.cost_weight is not None else self._settings.cost_weight
+        decision = decide(policy, features, set(self._costs), self._settings.epsilon, self._rng, cost_weight)
         return features, decision
 
     async def execute(self, user_id: str, request: ExecuteRequest) -> dict[str, Any]:
         """Answer a request from the cache or the fleet, and record the experience."""
         started = time.perf_counter()
         count = self.variation_count(request)
-        key = response_key(
-            request.prompt, request.persona, request.task_type, request.model, count, request.max_tokens
-        )
+        key = request.cache_key(count)
         if not request.bypass_cache:
             cached = await self._cache_get(key)
             if cached is not None:
@@ -136,7 +176,86 @@ class ExecutionService:
         experience_id = await self._record(user_id, request, answer)
         return {**answer.public, "cache": "miss", "experience_id": experience_id}
 
-    async def _run(self, request: ExecuteRequest, count: int, started: float) -> Answer:
+    async def stream(self, user_id: str, request: ExecuteRequest) -> AnswerStream:
+        """Like :meth:`execute`, but the answer streams as the upstream produces it.
+
+        Only a single-variation miss streams from the upstream. A cache hit, or a request that runs several
+        variations (the best answer is known only when all have finished), is answered in one delta.
+        Failures before the first delta raise as ``execute`` does, so the caller can still answer an error.
+        """
+        started = time.perf_counter()
+        count = self.variation_count(request)
+        if count > 1:
+            return _whole(await self.execute(user_id, request))
+        if not request.bypass_cache:
+            cached = await self._cache_get(request.cache_key(count))
+            if cached is not None:
+                return _whole(await self._answer_from_cache(user_id, request, cached, started))
+        features, decision, plans, job = self._plan(request, count)
+        plan = plans[0]
+        model, events, tried, first = await self._open_stream(job, plan)
+        experience_id = new_id()
+        answer = AnswerStream(model, "miss", self._policies.current.version, experience_id, _one(""))
+
+        async def deltas() -> AsyncIterator[str]:
+            completion = first if isinstance(first, Completion) else None
+            if isinstance(first, Delta):
+                yield first.text
+            try:
+                async for event in events:
+                    if isinstance(event, Delta):
+                        yield event.text
+                    else:
+                        completion = event
+            except ProviderError:
+                self._metrics.variations.labels(model, "error").inc()
+                self._metrics.provider_errors.labels(model).inc()
+                raise
+            if completion is None:
+                raise ProviderError(f"{model}: stream ended without a completion", retryable=False)
+            outcome = VariationOutcome(
+                plan, model, completion, latency_ms=(time.perf_counter() - started) * 1000, tried=tried
+            )
+            result = self._summarise(request, features, decision, [outcome], started)
+            await self._cache_set(request.cache_key(count), result.public)
+            await self._record(user_id, request, result, experience_id)
+            answer.result = {**result.public, "cache": "miss", "experience_id": experience_id}
+
+        answer.deltas = deltas()
+        return answer
+
+    async def _open_stream(
+        self, job: Job, plan: VariationPlan
+    ) -> tuple[str, AsyncIterator[StreamEvent], list[str], StreamEvent]:
+        """The first model (the plan's, then the fallbacks) whose stream yields a first event in time."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + job.timeout_seconds
+        tried: list[str] = []
+        errors: list[str] = []
+        timed_out = True
+        for model in (plan.model, *job.fallbacks):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            tried.append(model)
+            events = self._providers.stream(job.completion_request(model, plan, remaining))
+            try:
+                async with asyncio.timeout(remaining):
+                    first = await anext(events)
+            except (ProviderError, TimeoutError, StopAsyncIteration) as exc:
+                await events.aclose()  # type: ignore[attr-defined]
+                timed_out = timed_out and isinstance(exc, ProviderTimeout | TimeoutError)
+                errors.append(str(exc) or f"{model}: timed out")
+                self._metrics.variations.labels(model, "timeout" if timed_out else "error").inc()
+                self._metrics.provider_errors.labels(model).inc()
+                continue
+            return model, events, tried, first
+        raise UpstreamFailure("; ".join(errors) or "no time left", timed_out=timed_out)
+
+    def _plan(
+        self, request: ExecuteRequest, count: int
+    ) -> tuple[FloatArray, Decision, list[VariationPlan], Job]:
+        """Route (with its metrics) and plan the variations and the job they share."""
         t0 = time.perf_counter()
         features, decision = self.route(request)
         self._metrics.decision_seconds.observe(time.perf_counter() - t0)
@@ -152,7 +271,14 @@ class ExecutionService:
             max_tokens=request.max_tokens,
             timeout_seconds=self._settings.request_timeout_seconds,
             fallbacks=fallbacks,
+            messages=request.messages,
+            params=request.params,
+            temperature=request.temperature,
         )
+        return features, decision, plans, job
+
+    async def _run(self, request: ExecuteRequest, count: int, started: float) -> Answer:
+        features, decision, plans, job = self._plan(request, count)
         outcomes = await self._executor.run(job, plans)
         return self._summarise(request, features, decision, outcomes, started)
 
@@ -179,9 +305,12 @@ class ExecutionService:
         best = max(range(len(ok)), key=lambda i: scores[i])
         variations = []
         total_cost = 0.0
+        usage = {"prompt_tokens": 0, "completion_tokens": 0}
         for o in outcomes:
             cost = 0.0
             if o.completion is not None:
+                usage["prompt_tokens"] += o.completion.prompt_tokens
+                usage["completion_tokens"] += o.completion.completion_tokens
                 tokens = o.completion.prompt_tokens + o.completion.completion_tokens
                 cost = tokens / 1000 * self._costs[o.model]
                 self._metrics.cost.labels(o.model).inc(cost)
@@ -211,6 +340,9 @@ class ExecutionService:
             "cost_usd": round(total_cost, 8),
             "latency_ms": round(latency_ms, 3),
             "policy_version": self._policies.current.version,
+            # For OpenAI-shaped answers: every token the upstream calls used, and why the winner stopped.
+            "usage": usage,
+            "finish_reason": winner.completion.finish_reason,
         }
         cost_penalty, latency_penalty = self.penalties(winner.model, latency_ms)
         return Answer(public, features, decision, quality, cost_penalty, latency_penalty)
@@ -221,7 +353,9 @@ class ExecutionService:
         weight = self._settings.cost_weight if self._settings.cost_weight is not None else policy.cost_weight
         return weight * self._costs.get(model, 0.0), self._settings.latency_weight * latency_ms / 1000
 
-    async def _record(self, user_id: str, request: ExecuteRequest, answer: Answer) -> str:
+    async def _record(
+        self, user_id: str, request: ExecuteRequest, answer: Answer, experience_id: str | None = None
+    ) -> str:
         decision = answer.decision
         public = answer.public
         fields = {
@@ -239,6 +373,8 @@ class ExecutionService:
             "cache_hit": False,
             "policy_version": public["policy_version"],
         }
+        if experience_id is not None:
+            fields["id"] = experience_id
         return await self._insert_experience(user_id, request, fields)
 
     async def _insert_experience(self, user_id: str, request: ExecuteRequest, fields: dict[str, Any]) -> str:
@@ -299,3 +435,16 @@ class ExecutionService:
         except CacheUnavailable as exc:
             self._metrics.cache_errors.inc()
             log.warning("cache unavailable, answer not stored: %s", exc)
+
+
+async def _one(text: str) -> AsyncIterator[str]:
+    """A whole answer as a stream of one delta."""
+    yield text
+
+
+def _whole(result: dict[str, Any]) -> AnswerStream:
+    """An answer that is already complete, as a stream."""
+    return AnswerStream(
+        result["model"], result["cache"], result["policy_version"], result["experience_id"],
+        _one(result["answer"]), result,
+    )  # fmt: skip

@@ -85,6 +85,17 @@ class Settings(BaseSettings):
     complex_variations: int = Field(3, ge=1, le=5)
     max_variations: int = Field(5, ge=1, le=5)
     random_seed: int | None = None
+    routing_aliases: dict[str, float | None] = Field(
+        default_factory=lambda: {"router": None, "router-cheap": 20.0, "router-best": 0.0},
+        description="OpenAI `model` names that let the policy choose, each with its cost weight "
+        "(null: QR_COST_WEIGHT or the policy's own). Higher weights favour cheaper models.",
+    )
+    chat_persona: str | None = Field(
+        None, description="Persona of a chat completion that names none (unset: the catalog's first)."
+    )
+    chat_task_type: str | None = Field(
+        None, description="Task type of a chat completion that names none (unset: `chat`, else the first)."
+    )
 
     # Providers
     provider_timeout_seconds: float = Field(10.0, gt=0)

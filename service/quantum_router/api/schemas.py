@@ -121,12 +121,18 @@ class VariationLimits(BaseModel):
     complex_task_types: list[str]
 
 
+class RoutingAlias(BaseModel):
+    name: str = Field(description="A `model` for /v1/chat/completions that lets the policy choose.")
+    cost_weight: float | None = Field(description="Its cost weight; null means the service's default.")
+
+
 class CapabilitiesResponse(BaseModel):
     models: list[ModelInfo]
     personas: list[str]
     task_types: list[str]
     variations: VariationLimits
     max_prompt_bytes: int
+    routing_aliases: list[RoutingAlias]
     policy_version: str
 
 

@@ -6,9 +6,9 @@ import asyncio
 import time
 
 from quantum_router.executors.base import Job, VariationOutcome
-from quantum_router.providers.base import CompletionRequest, ProviderError, ProviderTimeout
+from quantum_router.providers.base import ProviderError, ProviderTimeout
 from quantum_router.providers.registry import ProviderRegistry
-from quantum_router.variations import VariationPlan, system_prompt
+from quantum_router.variations import VariationPlan
 
 
 class Fallbacks:
@@ -37,17 +37,8 @@ async def run_variation(
         if remaining <= 0:
             outcome.timed_out = True
             break
-        request = CompletionRequest(
-            model=model,
-            system=system_prompt(job.persona, job.task_type, plan.style),
-            prompt=job.prompt,
-            temperature=plan.temperature,
-            max_tokens=job.max_tokens,
-            timeout_seconds=remaining,
-            task_type=job.task_type,
-        )
         try:
-            outcome.completion = await providers.complete(request)
+            outcome.completion = await providers.complete(job.completion_request(model, plan, remaining))
             outcome.error = None
             outcome.timed_out = False
             break

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-from quantum_router.providers.base import Completion
-from quantum_router.variations import VariationPlan
+from quantum_router.providers.base import Completion, CompletionRequest
+from quantum_router.variations import VariationPlan, system_prompt
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,27 @@ class Job:
     max_tokens: int
     timeout_seconds: float
     fallbacks: tuple[str, ...] = ()
+    # Chat requests: the caller's conversation and sampling parameters, sent to the upstream as they are,
+    # and the caller's temperature, which replaces every variation's planned one.
+    messages: tuple[Mapping[str, Any], ...] = ()
+    params: Mapping[str, Any] = field(default_factory=dict)
+    temperature: float | None = None
+
+    def completion_request(
+        self, model: str, plan: VariationPlan, timeout_seconds: float
+    ) -> CompletionRequest:
+        """The upstream call for one variation of this job on ``model``."""
+        return CompletionRequest(
+            model=model,
+            system=system_prompt(self.persona, self.task_type, plan.style),
+            prompt=self.prompt,
+            temperature=plan.temperature if self.temperature is None else self.temperature,
+            max_tokens=self.max_tokens,
+            timeout_seconds=timeout_seconds,
+            task_type=self.task_type,
+            messages=self.messages,
+            params=self.params,
+        )
 
 
 @dataclass

@@ -12,12 +12,15 @@ from quantum_router.variations import VariationPlan
 
 def job_to_dict(job: Job) -> dict[str, Any]:
     """A job as JSON-ready data."""
-    return {**asdict(job), "fallbacks": list(job.fallbacks)}
+    data = asdict(job)
+    return {**data, "fallbacks": list(job.fallbacks), "messages": list(data["messages"])}
 
 
 def job_from_dict(data: dict[str, Any]) -> Job:
     """Inverse of :func:`job_to_dict`."""
-    return Job(**{**data, "fallbacks": tuple(data.get("fallbacks", ()))})
+    return Job(
+        **{**data, "fallbacks": tuple(data.get("fallbacks", ())), "messages": tuple(data.get("messages", ()))}
+    )
 
 
 def plan_from_dict(data: dict[str, Any]) -> VariationPlan:

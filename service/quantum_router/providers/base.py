@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,10 @@ class CompletionRequest:
     max_tokens: int
     timeout_seconds: float
     task_type: str = "default"
+    # A chat request's own conversation (OpenAI message objects), sent instead of ``system`` + ``prompt``.
+    messages: tuple[Mapping[str, Any], ...] = ()
+    # Caller's sampling parameters passed to the upstream unchanged (``stop``, ``top_p``, ``seed``, ...).
+    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,17 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A piece of a streamed answer, as the upstream produced it."""
+
+    text: str
+
+
+# A stream yields deltas and ends with the whole completion (text, usage, finish reason).
+StreamEvent = Delta | Completion
 
 
 class ProviderError(Exception):
@@ -53,6 +69,13 @@ class Provider(Protocol):
 
     async def complete(self, request: CompletionRequest) -> Completion:
         """Run one completion or raise :class:`ProviderError`."""
+        ...
+
+    def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+        """Run one completion as a stream: deltas as they arrive, then the :class:`Completion`.
+
+        Raises :class:`ProviderError` like ``complete``; retries happen only before the first delta.
+        """
         ...
 
     async def close(self) -> None:

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import httpx
 
 from quantum_router.catalog import ModelSpec
-from quantum_router.providers.base import Completion, CompletionRequest, ProviderError, ProviderTimeout
+from quantum_router.providers.base import (
+    Completion,
+    CompletionRequest,
+    Delta,
+    ProviderError,
+    ProviderTimeout,
+    StreamEvent,
+)
+from quantum_router.providers.simulated import estimate_tokens
+
+T = TypeVar("T")
 
 _RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
@@ -54,6 +67,49 @@ class OpenAICompatibleProvider:
     async def complete(self, request: CompletionRequest) -> Completion:
         """POST /chat/completions, retrying retryable failures within the request's timeout."""
         spec = self._models[request.model]
+        return await self._with_retries(spec, request, lambda seconds: self._once(spec, request, seconds))
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+        """POST /chat/completions with ``stream: true``: deltas as the upstream sends them, then the whole
+        completion. Retries happen only before the first delta; later failures end the stream with an error.
+        """
+        spec = self._models[request.model]
+        # The timeout bounds the wait for the status line and then each read (httpx's read timeout), not
+        # the whole answer: a long answer that keeps arriving is not cut off.
+        response = await self._with_retries(spec, request, lambda seconds: self._open(spec, request, seconds))
+        parts: list[str] = []
+        usage: dict[str, Any] = {}
+        finish_reason = "stop"
+        try:
+            async for data in _sse_data(response):
+                if data == "[DONE]":
+                    break
+                event = _parse_chunk(spec, data)
+                usage = event.get("usage") or usage
+                for choice in event.get("choices") or ():
+                    finish_reason = choice.get("finish_reason") or finish_reason
+                    text = (choice.get("delta") or {}).get("content")
+                    if text:
+                        parts.append(str(text))
+                        yield Delta(str(text))
+        except httpx.TimeoutException as exc:
+            raise ProviderTimeout(f"{spec.name}: upstream stream stalled") from exc
+        except httpx.HTTPError as exc:
+            raise ProviderError(f"{spec.name}: stream broke: {type(exc).__name__}", retryable=False) from exc
+        finally:
+            await response.aclose()
+        text = "".join(parts)
+        # Upstreams that ignore stream_options send no usage: estimate, as the simulated fleet does.
+        yield Completion(
+            text=text,
+            prompt_tokens=int(usage.get("prompt_tokens", 0)) or _estimate_prompt_tokens(request),
+            completion_tokens=int(usage.get("completion_tokens", 0)) or estimate_tokens(text),
+            finish_reason=str(finish_reason),
+        )
+
+    async def _with_retries(
+        self, spec: ModelSpec, request: CompletionRequest, attempt_once: Callable[[float], Awaitable[T]]
+    ) -> T:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + request.timeout_seconds
         attempt = 0
@@ -62,7 +118,7 @@ class OpenAICompatibleProvider:
             if remaining <= 0:
                 raise ProviderTimeout(f"{spec.name}: no answer within {request.timeout_seconds:.1f}s")
             try:
-                return await self._once(spec, request, remaining)
+                return await attempt_once(remaining)
             except ProviderError as exc:
                 if not exc.retryable or attempt >= self._max_retries:
                     raise
@@ -74,35 +130,94 @@ class OpenAICompatibleProvider:
                 attempt += 1
                 await asyncio.sleep(delay)
 
-    async def _once(self, spec: ModelSpec, request: CompletionRequest, seconds: float) -> Completion:
-        body = {
+    def _body(self, spec: ModelSpec, request: CompletionRequest) -> dict[str, Any]:
+        messages = list(request.messages) or [
+            {"role": "system", "content": request.system},
+            {"role": "user", "content": request.prompt},
+        ]
+        return {
+            **request.params,
             "model": spec.upstream_model or spec.name,
-            "messages": [
-                {"role": "system", "content": request.system},
-                {"role": "user", "content": request.prompt},
-            ],
+            "messages": messages,
             "temperature": request.temperature,
             "max_tokens": request.max_tokens,
         }
+
+    async def _once(self, spec: ModelSpec, request: CompletionRequest, seconds: float) -> Completion:
         try:
-            response = await self._client(spec).post("/chat/completions", json=body, timeout=seconds)
+            response = await self._client(spec).post(
+                "/chat/completions", json=self._body(spec, request), timeout=seconds
+            )
+        except httpx.TimeoutException as exc:
+            raise ProviderTimeout(f"{spec.name}: upstream timed out") from exc
+        except httpx.HTTPError as exc:
+            raise ProviderError(f"{spec.name}: {type(exc).__name__}", retryable=True) from exc
+        _raise_for_status(spec, response, seconds)
+        return _parse(spec, response)
+
+    async def _open(self, spec: ModelSpec, request: CompletionRequest, seconds: float) -> httpx.Response:
+        """Send a streaming request and return the response once its status line arrived (200 only)."""
+        body = {**self._body(spec, request), "stream": True, "stream_options": {"include_usage": True}}
+        client = self._client(spec)
+        try:
+            response = await client.send(
+                client.build_request("POST", "/chat/completions", json=body, timeout=seconds), stream=True
+            )
         except httpx.TimeoutException as exc:
             raise ProviderTimeout(f"{spec.name}: upstream timed out") from exc
         except httpx.HTTPError as exc:
             raise ProviderError(f"{spec.name}: {type(exc).__name__}", retryable=True) from exc
         if response.status_code != 200:
-            raise ProviderError(
-                f"{spec.name}: upstream answered {response.status_code}",
-                retryable=response.status_code in _RETRY_STATUS,
-                status=response.status_code,
-                retry_after=_retry_after(response, cap=seconds),
-            )
-        return _parse(spec, response)
+            await response.aclose()
+        _raise_for_status(spec, response, seconds)
+        return response
 
     async def close(self) -> None:
         """Close every pooled client."""
         await asyncio.gather(*(client.aclose() for client in self._clients.values()))
         self._clients.clear()
+
+
+def _raise_for_status(spec: ModelSpec, response: httpx.Response, seconds: float) -> None:
+    if response.status_code != 200:
+        raise ProviderError(
+            f"{spec.name}: upstream answered {response.status_code}",
+            retryable=response.status_code in _RETRY_STATUS,
+            status=response.status_code,
+            retry_after=_retry_after(response, cap=seconds),
+        )
+
+
+def _estimate_prompt_tokens(request: CompletionRequest) -> int:
+    if request.messages:
+        return sum(estimate_tokens(str(m.get("content") or "")) for m in request.messages)
+    return estimate_tokens(request.system) + estimate_tokens(request.prompt)
+
+
+async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:
+    """The ``data:`` payloads of a Server-Sent Events body (multi-line events joined, comments skipped)."""
+    lines: list[str] = []
+    async for line in response.aiter_lines():
+        if not line:
+            if lines:
+                yield "\n".join(lines)
+                lines = []
+        elif line.startswith("data:"):
+            lines.append(line[5:].removeprefix(" "))
+    if lines:
+        yield "\n".join(lines)
+
+
+def _parse_chunk(spec: ModelSpec, data: str) -> dict[str, Any]:
+    try:
+        event = json.loads(data)
+    except ValueError as exc:
+        raise ProviderError(f"{spec.name}: malformed stream chunk", retryable=False) from exc
+    if not isinstance(event, dict):
+        raise ProviderError(f"{spec.name}: malformed stream chunk", retryable=False)
+    if "error" in event:
+        raise ProviderError(f"{spec.name}: upstream reported an error mid-stream", retryable=False)
+    return event
 
 
 def _parse(spec: ModelSpec, response: httpx.Response) -> Completion:

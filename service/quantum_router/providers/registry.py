@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from quantum_router.catalog import Catalog
-from quantum_router.providers.base import Completion, CompletionRequest, Provider
+from quantum_router.providers.base import Completion, CompletionRequest, Provider, StreamEvent
 from quantum_router.providers.openai_compat import OpenAICompatibleProvider
 from quantum_router.providers.simulated import SimulatedProvider
 from quantum_router.settings import Settings
@@ -30,6 +32,10 @@ class ProviderRegistry:
     async def complete(self, request: CompletionRequest) -> Completion:
         """Run ``request`` on the provider that serves its model."""
         return await self._providers[request.model].complete(request)
+
+    def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+        """Stream ``request`` from the provider that serves its model."""
+        return self._providers[request.model].stream(request)
 
     async def close(self) -> None:
         """Close each distinct provider once."""

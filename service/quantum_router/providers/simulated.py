@@ -10,10 +10,19 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import re
 import zlib
+from collections.abc import AsyncIterator
 
 from quantum_router.catalog import ModelSpec
-from quantum_router.providers.base import Completion, CompletionRequest, ProviderError, ProviderTimeout
+from quantum_router.providers.base import (
+    Completion,
+    CompletionRequest,
+    Delta,
+    ProviderError,
+    ProviderTimeout,
+    StreamEvent,
+)
 
 _ANSWERS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
 
@@ -42,19 +51,44 @@ class SimulatedProvider:
 
     async def complete(self, request: CompletionRequest) -> Completion:
         """Sleep for a sampled latency (a timeout past ``timeout_seconds``), maybe fail, then answer."""
+        spec, latency = self._start(request)
+        await self._wait(spec, latency, request.timeout_seconds)
+        return self._answer(spec, request)
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+        """The same answer as ``complete``, word by word: the first word after half the sampled latency,
+        the others spread over the second half."""
+        spec, latency = self._start(request)
+        await self._wait(spec, latency / 2, request.timeout_seconds)
+        completion = self._answer(spec, request)
+        words = re.findall(r"\S+\s*", completion.text)
+        for i, word in enumerate(words):
+            if i:
+                await asyncio.sleep(latency / 2 / len(words))
+            yield Delta(word)
+        yield completion
+
+    def _start(self, request: CompletionRequest) -> tuple[ModelSpec, float]:
         spec = self._models[request.model]
         sim = spec.simulation
         assert sim is not None  # the catalog validates this
         latency = self._rng.lognormvariate(math.log(sim.latency_ms.median), sim.latency_ms.sigma) / 1000
-        latency *= self._time_scale
+        return spec, latency * self._time_scale
+
+    async def _wait(self, spec: ModelSpec, seconds: float, timeout_seconds: float) -> None:
         # A real timeout, as an upstream call has: cut off at the deadline and reported as a timeout.
         try:
-            async with asyncio.timeout(request.timeout_seconds):
-                await asyncio.sleep(latency)
+            async with asyncio.timeout(timeout_seconds):
+                await asyncio.sleep(seconds)
         except TimeoutError:
-            raise ProviderTimeout(f"{spec.name} timed out after {request.timeout_seconds:.3f} s") from None
-        if self._rng.random() < sim.failure_rate:
+            raise ProviderTimeout(f"{spec.name} timed out after {timeout_seconds:.3f} s") from None
+        assert spec.simulation is not None
+        if self._rng.random() < spec.simulation.failure_rate:
             raise ProviderError(f"{spec.name} returned a simulated 503", retryable=True, status=503)
+
+    def _answer(self, spec: ModelSpec, request: CompletionRequest) -> Completion:
+        sim = spec.simulation
+        assert sim is not None
         outcome = random.Random(_seed(request.prompt, spec.name, f"{request.temperature:.2f}")).random()
         correct = outcome < sim.quality_for(request.task_type)
         answer = expected_answer(request.prompt)

@@ -64,7 +64,8 @@ def _catalog(tmp_path: Path, stub: StubServer) -> Path:
             upstream("instant", "instant", 0.001),
             upstream("slow-stream", "stream-slow-0.3", 0.002),
             upstream("breaks", "stream-break", 0.002),
-            upstream("refuses", "status-400", 0.002),
+            # The cheapest, so the policy tries it first: the alias then shows the fallback.
+            upstream("refuses", "status-400", 0.0005),
         ],
     }
     path = tmp_path / "catalog.yaml"
@@ -105,7 +106,9 @@ def served(tmp_path: Path) -> Iterator[Served]:
 def test_a_plain_completion_with_the_router_alias(served: Served) -> None:
     raw = served.client().chat.completions.with_raw_response.create(model="router", messages=CONVERSATION)
     answer = raw.parse()
-    assert answer.choices[0].message.content == f"stub answer from {served.stub.bodies[-1]['model']}"
+    # The policy's first choice refused (400), so the next model in its ranking answered.
+    assert served.stub.calls["status-400"] == 1
+    assert answer.choices[0].message.content == "stub answer from instant"
     assert answer.choices[0].finish_reason == "stop"
     assert answer.usage is not None and answer.usage.total_tokens == 20
     assert raw.headers["x-quantum-router-model"] == answer.model
@@ -186,6 +189,16 @@ def test_a_streamed_answer_is_logged_cached_and_can_be_rated(served: Served) -> 
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == (
         "stub answer from stream-slow-0.3"
     )
+
+
+def test_a_stream_falls_back_before_its_first_chunk(served: Served) -> None:
+    with served.client().chat.completions.with_streaming_response.create(
+        model="router", messages=CONVERSATION, stream=True
+    ) as response:
+        assert response.headers["x-quantum-router-model"] == "instant"
+        body = "".join(response.iter_text())
+    assert served.stub.calls["status-400"] == 1
+    assert '"content":"stub"' in body.replace(" ", "")
 
 
 def test_a_stream_that_breaks_midway_ends_with_an_error_event(served: Served) -> None:

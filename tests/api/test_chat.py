@@ -214,7 +214,7 @@ def test_an_upstream_refusal_before_the_stream_is_a_503_in_openais_shape(served:
     with pytest.raises(openai.APIStatusError) as caught:
         served.client().chat.completions.create(model="refuses", messages=CONVERSATION, stream=True)
     assert caught.value.status_code == 503
-    assert caught.value.body["code"] == "upstream_failed"  # type: ignore[index]
+    assert caught.value.body["code"] == "upstream_failed"
 
 
 def test_bad_parameters_are_refused_in_openais_shape(served: Served) -> None:
@@ -227,8 +227,8 @@ def test_bad_parameters_are_refused_in_openais_shape(served: Served) -> None:
     ):
         with pytest.raises(openai.BadRequestError) as caught:
             client.chat.completions.create(model="router", messages=CONVERSATION, **kwargs)
-        assert caught.value.body["param"] == param, kwargs  # type: ignore[index]
-        assert caught.value.body["type"] == "invalid_request_error"  # type: ignore[index]
+        assert caught.value.body["param"] == param, kwargs
+        assert caught.value.body["type"] == "invalid_request_error"
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="gpt-nonexistent", messages=CONVERSATION)
     with pytest.raises(openai.BadRequestError, match="role 'user'"):
@@ -322,3 +322,16 @@ def test_an_oversized_conversation_is_a_413(client_factory: ClientFactory) -> No
     )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "prompt_too_large"
+
+
+def test_langchain_chat_openai_works_unchanged(served: Served) -> None:
+    from langchain_openai import ChatOpenAI
+
+    chat = ChatOpenAI(base_url=served.base_url, api_key=served.api_key, model="instant", max_retries=0)
+    assert chat.invoke("Name a colour.").content == "stub answer from instant"
+    streamed = ChatOpenAI(
+        base_url=served.base_url, api_key=served.api_key, model="slow-stream", max_retries=0
+    )
+    pieces = [chunk.content for chunk in streamed.stream("Name a colour.")]
+    assert "".join(str(p) for p in pieces) == "stub answer from stream-slow-0.3"
+    assert len([p for p in pieces if p]) == 4

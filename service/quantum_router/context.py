@@ -14,6 +14,7 @@ from quantum_router.cache.factory import build_cache
 from quantum_router.catalog import Catalog, load_catalog
 from quantum_router.db import store
 from quantum_router.db.engine import Database
+from quantum_router.db.experience_writer import ExperienceWriter
 from quantum_router.db.migrate import upgrade
 from quantum_router.default_policy import prior_policy
 from quantum_router.execution import ExecutionService
@@ -43,6 +44,7 @@ class Services:
     providers: ProviderRegistry
     executor: Executor
     metrics: Metrics
+    experiences: ExperienceWriter
     execution: ExecutionService
     jobs: JobRunner
     limiter: RateLimiter
@@ -108,7 +110,11 @@ async def start_services(settings: Settings, metrics: Metrics, describe_error: E
     await policies.refresh(db, cache)
     providers = ProviderRegistry(catalog, settings)
     executor = build_executor(settings, providers)
-    execution = ExecutionService(settings, catalog, policies, executor, cache, db, metrics, providers)
+    experiences = ExperienceWriter(db, metrics, settings.experience_batch_max, settings.experience_queue_size)
+    experiences.start()
+    execution = ExecutionService(
+        settings, catalog, policies, executor, cache, metrics, providers, experiences
+    )
     services = Services(
         settings=settings,
         catalog=catalog,
@@ -118,6 +124,7 @@ async def start_services(settings: Settings, metrics: Metrics, describe_error: E
         providers=providers,
         executor=executor,
         metrics=metrics,
+        experiences=experiences,
         execution=execution,
         jobs=JobRunner(db, execution.execute, describe_error),
         limiter=build_rate_limiter(settings),
@@ -134,6 +141,8 @@ async def stop_services(services: Services) -> None:
         task.cancel()
     await asyncio.gather(*services.background, return_exceptions=True)
     await services.jobs.close()
+    # After the jobs (which may still log experiences), before the pools close: every queued row is written.
+    await services.experiences.close()
     await services.executor.close()
     await services.providers.close()
     await services.cache.close()

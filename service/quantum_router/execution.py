@@ -13,13 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from quantum_router.cache.base import Cache, CacheUnavailable
 from quantum_router.cache.keys import response_key
 from quantum_router.catalog import Catalog
-from quantum_router.db import store
-from quantum_router.db.engine import Database
+from quantum_router.db.experience_writer import ExperienceWriter
 from quantum_router.db.models import new_id
 from quantum_router.executors.base import Executor, Job, VariationOutcome
 from quantum_router.features import FloatArray
@@ -127,17 +125,17 @@ class ExecutionService:
         policies: PolicyStore,
         executor: Executor,
         cache: Cache,
-        db: Database,
         metrics: Metrics,
         providers: ProviderRegistry,
+        experiences: ExperienceWriter,
     ) -> None:
         self._settings = settings
         self._providers = providers
+        self._experiences = experiences
         self._catalog = catalog
         self._policies = policies
         self._executor = executor
         self._cache = cache
-        self._db = db
         self._metrics = metrics
         self._rng = random.Random(settings.random_seed)
         self._costs = {m.name: m.cost_per_1k_tokens for m in catalog.models}
@@ -378,7 +376,7 @@ class ExecutionService:
         return await self._insert_experience(user_id, request, fields)
 
     async def _insert_experience(self, user_id: str, request: ExecuteRequest, fields: dict[str, Any]) -> str:
-        """Write an experience: who asked what, plus the outcome ``fields``."""
+        """Write an experience: who asked what, plus the outcome ``fields``; returns its id once committed."""
         row = {
             "user_id": user_id,
             "prompt_hash": hashlib.sha256(request.prompt.encode()).hexdigest(),
@@ -386,11 +384,7 @@ class ExecutionService:
             "task_type": request.task_type,
             **fields,
         }
-
-        async def _add(session: AsyncSession) -> str:
-            return (await store.add_experience(session, **row)).id
-
-        return await self._db.write(_add, owner=user_id)
+        return await self._experiences.add(row, owner=user_id)
 
     async def _answer_from_cache(
         self, user_id: str, request: ExecuteRequest, cached: dict[str, Any], started: float

@@ -70,6 +70,21 @@ class Metrics:
             ["dependency"],
             registry=r,
         )
+        self.experience_queue_depth = Gauge(
+            "qr_experience_queue_depth", "Experience rows waiting for the batch writer.", registry=r
+        )
+        self.experience_flush_seconds = Histogram(
+            "qr_experience_flush_seconds",
+            "Time to commit one batch of experiences.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.experience_batch_size = Histogram(
+            "qr_experience_batch_size",
+            "Experiences per committed batch.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            registry=r,
+        )
         self._lookups = {"hit": 0, "miss": 0}  # counted here: prometheus_client has no public read-back
 
     def serving_policy(self, version: str) -> None:

@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     db_pool_timeout_seconds: float = Field(5.0, gt=0)
     db_statement_timeout_seconds: float = Field(5.0, gt=0)
     db_replica_retry_seconds: float = Field(5.0, gt=0)
+    experience_batch_max: int = Field(
+        256, ge=1, description="Most experience rows the batch writer commits in one transaction."
+    )
+    experience_queue_size: int = Field(
+        10_000, ge=1, description="Experience rows that may wait for the writer before requests block."
+    )
     db_read_your_writes_seconds: float = Field(
         10.0, ge=0, description="After a principal writes, its reads go to the primary for this long."
     )

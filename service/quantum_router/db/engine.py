@@ -89,16 +89,23 @@ class Database:
         self._pinned: dict[str, float] = {}
         self._pin_seconds = settings.db_read_your_writes_seconds
 
-    async def write(self, work: Callable[[AsyncSession], Awaitable[T]], owner: str | None = None) -> T:
-        """Run ``work`` in a transaction on the primary and commit it; ``owner``'s reads then stay on the
-        primary for a while, so replica lag never hides their own write from them."""
+    async def write(
+        self,
+        work: Callable[[AsyncSession], Awaitable[T]],
+        owner: str | None = None,
+        owners: set[str] | frozenset[str] = frozenset(),
+    ) -> T:
+        """Run ``work`` in a transaction on the primary and commit it; the reads of ``owner`` (or of each of
+        ``owners``) then stay on the primary for a while, so replica lag never hides their own write."""
         try:
             async with self.write_session() as session, session.begin():
                 result = await work(session)
         except UNAVAILABLE_ERRORS as exc:
             raise DatabaseUnavailable(f"primary database unavailable: {type(exc).__name__}") from exc
-        if owner is not None and self.replicas:
-            self._pin(owner)
+        if self.replicas:
+            for who in {owner, *owners} - {None}:
+                assert who is not None
+                self._pin(who)
         return result
 
     def _pin(self, owner: str) -> None:

@@ -56,6 +56,12 @@ async def add_experience(session: AsyncSession, **fields: Any) -> Experience:
     return experience
 
 
+async def add_experiences(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert a batch of experiences (each row carries its id)."""
+    session.add_all([Experience(**row) for row in rows])
+    await session.flush()
+
+
 async def experience_by_id(session: AsyncSession, experience_id: str) -> Experience | None:
     """One experience."""
     return await session.get(Experience, experience_id)

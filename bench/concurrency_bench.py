@@ -1,0 +1,97 @@
+"""Cache misses at a fixed concurrency against an instant OpenAI-compatible stub, on the embedded SQLite
+defaults: throughput, latency percentiles and how many requests failed (for instance 503 "database is
+locked" when experience writes contend for SQLite's lock).
+
+Run with ``.venv/bin/python -m bench.concurrency_bench --concurrency 32 --requests 3000``. Set
+``PYTHONPATH=<checkout>/service`` to measure another checkout's service code with the same client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import yaml
+
+from bench.service_bench import ROOT, free_port, login, percentiles, process, rss_mb, service_env
+
+
+async def load(
+    base_url: str, auth: dict[str, str], requests: int, concurrency: int
+) -> tuple[list[float], Counter[int], float]:
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    counter = iter(range(requests))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as client:
+
+        async def worker() -> None:
+            for i in counter:
+                body = {"prompt": f"prompt {i}", "persona": "developer", "task_type": "code_generation"}
+                t0 = time.perf_counter()
+                response = await client.post("/v1/execute", json=body, headers=auth)
+                latencies.append((time.perf_counter() - t0) * 1000)
+                statuses[response.status_code] += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return latencies, statuses, elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=3000)
+    args = parser.parse_args()
+    stub_port = free_port()
+    stub_code = (
+        f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from tests.openai_stub import StubServer; "
+        f"StubServer(port={stub_port}).start(); time.sleep(10**6)"
+    )
+    with tempfile.TemporaryDirectory(prefix="qr-concurrency-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        catalog = {
+            "personas": ["developer"],
+            "task_types": ["code_generation"],
+            "models": [
+                {
+                    "name": "upstream",
+                    "provider": "openai",
+                    "cost_per_1k_tokens": 0.001,
+                    "base_url": f"http://127.0.0.1:{stub_port}/v1",
+                    "upstream_model": "fast",
+                }
+            ],
+        }
+        (tmp / "catalog.yaml").write_text(yaml.safe_dump(catalog))
+        port = free_port()
+        env = service_env(port, tmp / "bench.db", {"QR_CATALOG_FILE": str(tmp / "catalog.yaml")})
+        serve = [sys.executable, "-m", "quantum_router.cli", "serve"]
+        with (
+            process([sys.executable, "-c", stub_code], {}, f"http://127.0.0.1:{stub_port}/"),
+            process(serve, env, f"http://127.0.0.1:{port}/v1/health") as service,
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client,
+        ):
+            auth = login(client)
+            latencies, statuses, elapsed = asyncio.run(
+                load(f"http://127.0.0.1:{port}", auth, args.requests, args.concurrency)
+            )
+            memory = rss_mb(service.pid)
+    stats = percentiles(latencies)
+    print(f"concurrency {args.concurrency}, {args.requests} cache misses in {elapsed:.1f} s")
+    print(f"throughput {args.requests / elapsed:.1f} req/s; median {stats['median_ms']:.1f} ms; "
+          f"p99 {stats['p99_ms']:.1f} ms; mean {statistics.fmean(latencies):.1f} ms")  # fmt: skip
+    print(f"statuses {dict(sorted(statuses.items()))}; service RSS {memory:.1f} MB")
+    return 0 if set(statuses) == {200} else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -110,7 +110,13 @@ async def start_services(settings: Settings, metrics: Metrics, describe_error: E
     await policies.refresh(db, cache)
     providers = ProviderRegistry(catalog, settings)
     executor = build_executor(settings, providers)
-    experiences = ExperienceWriter(db, metrics, settings.experience_batch_max, settings.experience_queue_size)
+    experiences = ExperienceWriter(
+        db,
+        metrics,
+        settings.experience_batch_max,
+        settings.experience_queue_size,
+        settings.experience_acknowledge,
+    )
     experiences.start()
     execution = ExecutionService(
         settings, catalog, policies, executor, cache, metrics, providers, experiences
@@ -142,7 +148,7 @@ async def stop_services(services: Services) -> None:
     await asyncio.gather(*services.background, return_exceptions=True)
     await services.jobs.close()
     # After the jobs (which may still log experiences), before the pools close: every queued row is written.
-    await services.experiences.close()
+    await services.experiences.close(drain_seconds=services.settings.shutdown_grace_seconds)
     await services.executor.close()
     await services.providers.close()
     await services.cache.close()

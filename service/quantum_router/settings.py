@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     experience_queue_size: int = Field(
         10_000, ge=1, description="Experience rows that may wait for the writer before requests block."
     )
+    experience_acknowledge: Literal["queued", "commit"] = Field(
+        "queued",
+        description="Answer once the experience is queued (a crash loses what is still queued) or once it "
+        "is committed (nothing acknowledged is lost; slower).",
+    )
     db_read_your_writes_seconds: float = Field(
         10.0, ge=0, description="After a principal writes, its reads go to the primary for this long."
     )

@@ -140,8 +140,11 @@ def test_a_failed_choice_is_logged_with_zero_quality_even_when_a_fallback_answer
 
 
 def test_a_paid_answer_is_cached_even_when_its_experience_cannot_be_written(
-    client: TestClient, auth: dict[str, str], tmp_path: Path
+    client_factory: ClientFactory, tmp_path: Path
 ) -> None:
+    # Acknowledged only after the commit: a failed write is a 503.
+    client = client_factory(experience_acknowledge="commit")
+    auth = login(client)
     services = client.app.state.services  # type: ignore[attr-defined]
     primary = services.db.primary
     # The primary fails after the upstream call: every connection to a file in a missing directory fails.
@@ -158,3 +161,26 @@ def test_a_paid_answer_is_cached_even_when_its_experience_cannot_be_written(
     assert retry.status_code == 200, retry.text
     assert retry.json()["cache"] == "hit"  # the upstream call is not paid for twice
     assert retry.json()["cost_usd"] == 0
+
+
+def test_a_queued_experience_survives_a_database_outage(
+    client_factory: ClientFactory, tmp_path: Path
+) -> None:
+    # Acknowledged once queued (the default): the answer goes out, and the row is written when the database
+    # is back.
+    client = client_factory()
+    auth = login(client)
+    services = client.app.state.services  # type: ignore[attr-defined]
+    primary = services.db.primary
+    dead = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
+    services.db.primary = dead
+    services.db.write_session.configure(bind=dead)
+    answered = client.post("/v1/execute", json=SIMPLE, headers=auth)
+    assert answered.status_code == 200, answered.text
+    services.db.primary = primary
+    services.db.write_session.configure(bind=primary)
+    client.portal.call(dead.dispose)  # type: ignore[union-attr]
+    rated = client.post(
+        "/v1/feedback", json={"experience_id": answered.json()["experience_id"], "rating": 4}, headers=auth
+    )
+    assert rated.status_code == 200, rated.text

@@ -20,8 +20,11 @@ def test_health_reports_each_dependency(client: TestClient) -> None:
 
 
 def test_health_is_503_and_writes_are_503_when_the_database_is_gone(
-    client: TestClient, auth: dict[str, str], tmp_path: Path
+    client_factory: ClientFactory, tmp_path: Path
 ) -> None:
+    # Experiences acknowledged on commit, so an execute needs the database (queued ones: test_execute.py).
+    client = client_factory(experience_acknowledge="commit")
+    auth = login(client)
     services = client.app.state.services  # type: ignore[attr-defined]
     # Point the primary at a file in a directory that does not exist: every connection attempt fails.
     dead = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")

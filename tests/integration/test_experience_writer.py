@@ -1,5 +1,6 @@
 """The batching experience writer on a real SQLite file and a real PostgreSQL primary: every acknowledged row
-is stored, concurrent rows share transactions, a bad row fails alone, a full queue blocks, close drains."""
+is stored, concurrent rows share transactions, a bad row fails alone, a full queue blocks, close drains, and
+rows acknowledged while the primary is down are written once it is back."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from quantum_router.db.engine import Database, DatabaseUnavailable
-from quantum_router.db.experience_writer import ExperienceWriter, WriterClosed
+from quantum_router.db.experience_writer import Acknowledge, ExperienceWriter, WriterClosed
 from quantum_router.db.migrate import upgrade
 from quantum_router.db.models import Experience
 from quantum_router.metrics import Metrics
@@ -74,10 +75,13 @@ def _batches(metrics: Metrics) -> float:
     return metrics.registry.get_sample_value("qr_experience_batch_size_count") or 0.0
 
 
-async def test_concurrent_rows_are_all_stored_in_fewer_transactions(db: Database) -> None:
+@pytest.mark.parametrize("acknowledge", ["queued", "commit"])
+async def test_concurrent_rows_are_all_stored_in_fewer_transactions(
+    db: Database, acknowledge: Acknowledge
+) -> None:
     user = await _user(db)
     metrics = Metrics()
-    writer = ExperienceWriter(db, metrics, max_batch=64, queue_size=1000)
+    writer = ExperienceWriter(db, metrics, max_batch=64, queue_size=1000, acknowledge=acknowledge)
     writer.start()
     ids = await asyncio.gather(*(writer.add(_row(user, i), owner=user) for i in range(200)))
     await writer.close()
@@ -91,7 +95,7 @@ async def test_concurrent_rows_are_all_stored_in_fewer_transactions(db: Database
 
 async def test_a_bad_row_fails_alone(db: Database) -> None:
     user = await _user(db)
-    writer = ExperienceWriter(db, Metrics(), max_batch=64, queue_size=100)
+    writer = ExperienceWriter(db, Metrics(), max_batch=64, queue_size=100, acknowledge="commit")
     writer.start()
     results = await asyncio.gather(
         writer.add(_row(user, 1), owner=user),
@@ -130,3 +134,38 @@ async def test_close_writes_everything_queued_and_refuses_more(db: Database) -> 
     with pytest.raises(WriterClosed):
         await writer.add(_row(user, 99), owner=user)
     assert issubclass(WriterClosed, DatabaseUnavailable)  # answered as a 503, like an outage
+
+
+async def test_the_callers_reads_wait_for_its_queued_rows(db: Database) -> None:
+    user = await _user(db)
+    writer = ExperienceWriter(db, Metrics(), max_batch=64, queue_size=100)
+    writer.start()
+    experience_id = await writer.add(_row(user, 1), owner=user)
+    await writer.settled(user)
+    async with db.write_session() as session:
+        assert await session.get(Experience, experience_id) is not None
+    await writer.close()
+
+
+async def test_rows_acknowledged_during_an_outage_are_written_when_the_primary_returns(
+    postgres_stack: PostgresStack, tmp_path: Path
+) -> None:
+    postgres_stack.start_all()
+    database = Database(make_settings(tmp_path, database_url=postgres_stack.primary_url))
+    await upgrade(database.primary)
+    user = await _user(database)
+    writer = ExperienceWriter(database, Metrics(), max_batch=64, queue_size=1000)
+    writer.start()
+    try:
+        postgres_stack.stop_node("primary")
+        ids = [await writer.add(_row(user, i), owner=user) for i in range(20)]  # answered while down
+        await asyncio.sleep(1.0)
+        postgres_stack.start_node("primary")
+        await asyncio.wait_for(writer.settled(user), 30)
+        async with database.write_session() as session:
+            stored = (await session.execute(select(Experience.id).where(Experience.id.in_(ids)))).scalars()
+            assert set(stored) == set(ids)
+    finally:
+        postgres_stack.start_all()
+        await writer.close()
+        await database.dispose()

@@ -120,7 +120,8 @@ def test_reads_move_off_a_stopped_replica(
 def test_stopping_the_primary_refuses_writes_with_503_and_loses_nothing_acknowledged(
     tmp_path: Path, redis_cluster: RedisClusterServers, postgres_stack: PostgresStack
 ) -> None:
-    with stack_client(tmp_path, redis_cluster, postgres_stack) as client:
+    # Acknowledged on commit; queued experiences ride out the outage (test_experience_writer.py).
+    with stack_client(tmp_path, redis_cluster, postgres_stack, experience_acknowledge="commit") as client:
         auth = login(client)
         acknowledged = []
         for i in range(5):
@@ -188,6 +189,7 @@ def test_an_exhausted_pool_or_a_blocked_table_answers_503_in_time(
         "db_max_overflow": 0,
         "db_pool_timeout_seconds": 0.5,
         "db_statement_timeout_seconds": 1.0,
+        "experience_acknowledge": "commit",
     }
     with stack_client(tmp_path, redis_cluster, postgres_stack, **overrides) as client:
         auth = login(client)

@@ -1,11 +1,21 @@
 """Experience rows written by one task, in batches: a group commit for SQLite and PostgreSQL alike.
 
-Requests hand their row to a bounded queue and wait until the transaction that holds it has committed, so
-an experience id in a response always names a stored row and nothing acknowledged is lost, crash or not.
-While one batch commits, the rows that arrive meanwhile queue up and go out together in the next
-transaction. Under load that turns many small transactions into few large ones, and on SQLite it leaves one
-writer of experiences where there were many contending for the file's lock ("database is locked" after the
-busy timeout). A full queue blocks the callers (back-pressure); nothing is dropped.
+Requests hand their row, with an id chosen beforehand, to a bounded queue. While one batch commits, the
+rows that arrive meanwhile queue up and go out together in the next transaction. Under load that turns
+many small transactions into a few large ones. On SQLite it also leaves one writer of experiences where
+there were many contending for the file's lock ("database is locked" after the busy timeout). A full
+queue blocks the callers (back-pressure); nothing is dropped to make room.
+
+When a request is answered depends on ``acknowledge`` (``QR_EXPERIENCE_ACKNOWLEDGE``):
+
+- ``queued`` (the default): once the row is queued. The commit leaves the request's critical path. A
+  database outage does not lose rows: the batch is retried with backoff while new rows wait in the queue,
+  and callers block once it is full. A clean shutdown writes everything queued (bounded by
+  ``close(timeout)``). A crash of the process (SIGKILL, out of memory) loses the rows still queued: at
+  most ``QR_EXPERIENCE_QUEUE_SIZE``, in practice the few milliseconds of traffic since the last commit.
+  Reads of the caller's own experiences (feedback, history) first wait for its queued rows.
+- ``commit``: after the transaction holding the row has committed. Nothing acknowledged is ever lost, and
+  a database outage answers 503.
 """
 
 from __future__ import annotations
@@ -13,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from collections import defaultdict
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,7 +35,10 @@ from quantum_router.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
+Acknowledge = Literal["queued", "commit"]
 _Pending = tuple[dict[str, Any], str, "asyncio.Future[str]"]
+_RETRY_FIRST_SECONDS = 0.1
+_RETRY_MAX_SECONDS = 5.0
 
 
 class WriterClosed(DatabaseUnavailable):
@@ -34,11 +48,20 @@ class WriterClosed(DatabaseUnavailable):
 class ExperienceWriter:
     """Queues experience rows and commits them in batches of at most ``max_batch``."""
 
-    def __init__(self, db: Database, metrics: Metrics, max_batch: int, queue_size: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        metrics: Metrics,
+        max_batch: int,
+        queue_size: int,
+        acknowledge: Acknowledge = "queued",
+    ) -> None:
         self._db = db
         self._metrics = metrics
         self._max_batch = max_batch
+        self._acknowledge = acknowledge
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=queue_size)
+        self._by_owner: defaultdict[str, set[asyncio.Future[str]]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -47,30 +70,57 @@ class ExperienceWriter:
         self._task = asyncio.create_task(self._run(), name="experience-writer")
 
     async def add(self, row: dict[str, Any], owner: str) -> str:
-        """Queue ``row`` (an ``Experience``'s columns) and return its id once it is committed.
+        """Queue ``row`` (an ``Experience``'s columns) and return its id: at once, or after its commit.
 
-        Raises :class:`DatabaseUnavailable` when its batch could not be written.
+        With ``commit`` acknowledgement, raises :class:`DatabaseUnavailable` when its batch failed.
         """
         if self._closed:
             raise WriterClosed("the service is shutting down")
         row = {**row, "id": row.get("id") or new_id()}
         done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        # Mark a failure as seen even when its caller has gone (no "exception never retrieved" noise).
-        done.add_done_callback(lambda f: f.cancelled() or f.exception())
+        pending = self._by_owner[owner]
+        pending.add(done)
+        done.add_done_callback(lambda f: self._forget(owner, f))
         await self._queue.put((row, owner, done))
         self._metrics.experience_queue_depth.set(self._queue.qsize())
+        if self._acknowledge == "queued":
+            return str(row["id"])
         # Shielded: a caller that goes away (client disconnect) does not take its row out of the batch.
         return await asyncio.shield(done)
 
-    async def close(self) -> None:
-        """Write everything queued, then stop. Rows offered after this raise :class:`WriterClosed`."""
+    async def settled(self, owner: str) -> None:
+        """Wait until every row ``owner`` queued so far is written (or has failed)."""
+        pending = list(self._by_owner.get(owner, ()))
+        if pending:
+            await asyncio.gather(*(asyncio.shield(f) for f in pending), return_exceptions=True)
+
+    async def close(self, drain_seconds: float = 30.0) -> None:
+        """Write everything queued, then stop; rows offered after this raise :class:`WriterClosed`.
+
+        If the database still refuses after ``drain_seconds``, the rows left are logged as lost."""
         self._closed = True
         if self._task is None:
             return
-        await self._queue.join()
+        try:
+            async with asyncio.timeout(drain_seconds):
+                await self._queue.join()
+        except TimeoutError:
+            log.error(
+                "shutting down with %d experiences not written (database unavailable)", self._queue.qsize()
+            )
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         self._task = None
+
+    def _forget(self, owner: str, done: asyncio.Future[str]) -> None:
+        # Mark a failure as seen even when nobody awaits it (no "exception never retrieved" noise).
+        if not done.cancelled():
+            done.exception()
+        pending = self._by_owner.get(owner)
+        if pending is not None:
+            pending.discard(done)
+            if not pending:
+                del self._by_owner[owner]
 
     async def _run(self) -> None:
         while True:
@@ -83,33 +133,48 @@ class ExperienceWriter:
             except Exception:  # a bug here must not stop every later write; the callers got the error
                 log.exception("experience batch failed")
             finally:
-                for _ in batch:
+                for _, _, done in batch:
+                    _settle(done, WriterClosed("the experience writer stopped"))
                     self._queue.task_done()
 
     async def _flush(self, batch: list[_Pending]) -> None:
-        started = time.perf_counter()
-        try:
-            await self._write([row for row, _, _ in batch], {owner for _, owner, _ in batch})
-        except DatabaseUnavailable as exc:
-            for _, _, done in batch:
-                _settle(done, exc)
-            return
-        except Exception:
-            # One bad row (say, its user was deleted meanwhile) must not fail the others: write them alone.
-            log.warning("a batch of %d experiences failed; writing them one by one", len(batch))
-            for row, owner, done in batch:
-                try:
-                    await self._write([row], {owner})
-                except Exception as exc:
-                    _settle(done, exc)
-                else:
-                    _settle(done, row["id"])
-            return
-        finally:
+        delay = _RETRY_FIRST_SECONDS
+        while True:
+            started = time.perf_counter()
+            try:
+                await self._write([row for row, _, _ in batch], {owner for _, owner, _ in batch})
+            except DatabaseUnavailable as exc:
+                if self._acknowledge == "commit":
+                    for _, _, done in batch:
+                        _settle(done, exc)
+                    return
+                # Already acknowledged: keep the rows and try again; new rows wait (and block when full).
+                log.warning(
+                    "experience batch of %d not written (%s); retrying in %.1f s", len(batch), exc, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX_SECONDS)
+                continue
+            except Exception:
+                # One bad row (its user deleted meanwhile, say) must not fail the others: write them alone.
+                log.warning("a batch of %d experiences failed; writing them one by one", len(batch))
+                await self._one_by_one(batch)
+                return
             self._metrics.experience_flush_seconds.observe(time.perf_counter() - started)
             self._metrics.experience_batch_size.observe(len(batch))
-        for row, _, done in batch:
-            _settle(done, row["id"])
+            for row, _, done in batch:
+                _settle(done, row["id"])
+            return
+
+    async def _one_by_one(self, batch: list[_Pending]) -> None:
+        for row, owner, done in batch:
+            try:
+                await self._write([row], {owner})
+            except Exception as exc:
+                log.error("experience %s not written: %s", row["id"], type(exc).__name__)
+                _settle(done, exc)
+            else:
+                _settle(done, row["id"])
 
     async def _write(self, rows: list[dict[str, Any]], owners: set[str]) -> None:
         async def _insert(session: AsyncSession) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from quantum_router.db.models import ApiKey, Experience, Job, PolicyArtifact, User, utcnow
@@ -57,9 +57,9 @@ async def add_experience(session: AsyncSession, **fields: Any) -> Experience:
 
 
 async def add_experiences(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Insert a batch of experiences (each row carries its id)."""
-    session.add_all([Experience(**row) for row in rows])
-    await session.flush()
+    """Insert a batch of experiences (each row carries its id) in one executemany; a Core insert, because
+    the ORM's unit of work cost more CPU than the statement itself for these write-only rows."""
+    await session.execute(insert(Experience), rows)
 
 
 async def experience_by_id(session: AsyncSession, experience_id: str) -> Experience | None:

@@ -27,6 +27,7 @@ async def history(
     async def _load(session: AsyncSession) -> Sequence[Experience]:
         return await store.recent_experiences(session, principal.user_id, limit)
 
+    await services.experiences.settled(principal.user_id)
     rows = await services.db.read(_load, owner=principal.user_id)
     return [
         ExperienceSummary(

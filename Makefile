@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run run-stack venv test unit lint fmt bench bench-stack e2e cluster-up cluster-down clean operator-run crds images
+.PHONY: run run-stack venv test unit lint fmt bench bench-stack loadtest e2e cluster-up cluster-down clean operator-run crds images
 
 $(UV):
 	python3 -m venv $(QR_CACHE)/uv-$(UV_VERSION)
@@ -64,6 +64,12 @@ bench: $(VENV)/.synced
 
 bench-stack: $(VENV)/.synced
 	$(PY) -m bench.stack_bench
+
+# Locust, headless and bounded (LOADTEST_ARGS="--users 100 --seconds 120"), against a service it starts on the
+# embedded defaults or, with STACK=full, on Redis Cluster and PostgreSQL; reports land in var/loadtest.
+STACK ?= embedded
+loadtest: $(VENV)/.synced
+	$(PY) -m bench.loadtest --stack $(STACK) $(LOADTEST_ARGS)
 
 # The operator against the current kubeconfig (KUBECONFIG), all namespaces; make cluster-up gives one.
 operator-run: $(VENV)/.synced

@@ -1,6 +1,6 @@
 """Cache misses (or, with ``--cached``, hits) at a fixed concurrency against an instant OpenAI-compatible
-stub, on the embedded SQLite defaults: throughput, latency percentiles and how many requests failed (for instance 503 "database is
-locked" when experience writes contend for SQLite's lock).
+stub, on the embedded SQLite defaults: throughput, latency percentiles and how many requests failed (for
+instance 503 "database is locked" when experience writes contend for SQLite's lock).
 
 Run with ``.venv/bin/python -m bench.concurrency_bench --concurrency 32 --requests 3000``. Set
 ``PYTHONPATH=<checkout>/service`` to measure another checkout's service code with the same client.

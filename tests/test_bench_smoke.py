@@ -1,0 +1,55 @@
+"""Every service benchmark in a tiny smoke mode, so the scripts cannot rot between benchmark runs. Only that
+they run and report is checked: speed is measured by `make bench`, never asserted in tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(*args: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return proc.stdout
+
+
+def test_service_bench() -> None:
+    out = _run(
+        "bench.service_bench",
+        "--n",
+        "5",
+        "--n-login",
+        "2",
+        "--n-exec",
+        "2",
+        "--n-overhead",
+        "5",
+        "--n-memory",
+        "20",
+    )
+    assert "router overhead" in out
+
+
+def test_chat_bench() -> None:
+    assert "router overhead, first chunk" in _run("bench.chat_bench", "--n", "3")
+
+
+def test_concurrency_bench() -> None:
+    out = _run("bench.concurrency_bench", "--concurrency", "2", "--requests", "10")
+    assert "statuses {200: 10}" in out
+
+
+def test_loadtest(tmp_path: Path) -> None:
+    out = _run(
+        "bench.loadtest", "--users", "2", "--spawn-rate", "2", "--seconds", "4", "--out", str(tmp_path)
+    )
+    assert "| Aggregated |" in out
+    assert (tmp_path / "locust.html").is_file() and (tmp_path / "summary.md").is_file()

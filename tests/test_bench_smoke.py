@@ -53,3 +53,9 @@ def test_loadtest(tmp_path: Path) -> None:
     )
     assert "| Aggregated |" in out
     assert (tmp_path / "locust.html").is_file() and (tmp_path / "summary.md").is_file()
+
+
+def test_peer_overhead() -> None:
+    # Installs the pinned LiteLLM proxy into its own cached virtual environment on the first run.
+    out = _run("bench.peer_overhead", "--n", "5", "--rounds", "1", "--concurrency", "1")
+    assert "| Quantum Router | 1 |" in out and "| LiteLLM " in out

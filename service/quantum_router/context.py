@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from quantum_router.auth.tokens import Principal
+from quantum_router.auth.authenticator import Authenticator
 from quantum_router.cache.base import Cache
 from quantum_router.cache.factory import build_cache
 from quantum_router.catalog import Catalog, load_catalog
@@ -48,9 +48,8 @@ class Services:
     limiter: RateLimiter
     jwt_secret: str
     capabilities: dict[str, Any]
+    authenticator: Authenticator
     background: list[asyncio.Task[None]] = field(default_factory=list)
-    # Validated API keys by digest, so a key costs a database round trip only once per cache period.
-    api_key_cache: dict[str, tuple[float, Principal]] = field(default_factory=dict)
 
 
 def capabilities_of(settings: Settings, catalog: Catalog) -> dict[str, Any]:
@@ -106,6 +105,7 @@ async def start_services(settings: Settings, metrics: Metrics, describe_error: E
     providers = ProviderRegistry(catalog, settings)
     executor = build_executor(settings, providers)
     execution = ExecutionService(settings, catalog, policies, executor, cache, db, metrics)
+    limiter = build_rate_limiter(settings)
     services = Services(
         settings=settings,
         catalog=catalog,
@@ -117,9 +117,10 @@ async def start_services(settings: Settings, metrics: Metrics, describe_error: E
         metrics=metrics,
         execution=execution,
         jobs=JobRunner(db, execution.execute, describe_error),
-        limiter=build_rate_limiter(settings),
+        limiter=limiter,
         jwt_secret=jwt_secret,
         capabilities=capabilities_of(settings, catalog),
+        authenticator=Authenticator(db, settings, jwt_secret, limiter),
     )
     services.background.append(asyncio.create_task(policies.poll(db, settings.policy_poll_seconds, cache)))
     return services

@@ -66,6 +66,24 @@ class Settings(BaseSettings):
     admin_username: str = "admin"
     admin_password: SecretStr | None = None
     api_key_cache_seconds: float = Field(30.0, ge=0)
+    login_rate_limit_per_minute: int = Field(
+        10, ge=1, description="Login attempts per client address a minute (successful ones included)."
+    )
+    login_rate_limit_burst: int = Field(5, ge=1, description="Login attempts a client address may save up.")
+    auth_failures_per_minute: int = Field(
+        30,
+        ge=1,
+        description="Failed authentications per client address a minute; past them, credentials that need a "
+        "database lookup get 429 from that address.",
+    )
+    auth_failure_burst: int = Field(
+        20, ge=1, description="Failed authentications a client address may save up."
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Comma-separated addresses or networks of proxies trusted to name the client in "
+        "X-Forwarded-For ('*' for any); per-address limits count that client.",
+    )
 
     # Limits
     max_prompt_bytes: int = Field(32 * 1024, ge=1)

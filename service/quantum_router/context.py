@@ -94,8 +94,13 @@ async def start_services(settings: Settings, metrics: Metrics, describe_error: E
     async with db.write_session() as session, session.begin():
         await store.fail_unfinished_jobs(session)
     admin_password = settings.admin_password.get_secret_value() if settings.admin_password else None
-    if admin_password is not None and await ensure_admin(db, settings.admin_username, admin_password):
-        log.info("created admin user %r", settings.admin_username)
+    if admin_password is not None:
+        # Every start makes QR_ADMIN_PASSWORD the admin's password, so changing it and restarting rotates it.
+        outcome = await ensure_admin(db, settings.admin_username, admin_password)
+        if outcome == "created":
+            log.info("created admin user %r", settings.admin_username)
+        elif outcome == "rotated":
+            log.warning("rotated the password of admin user %r to QR_ADMIN_PASSWORD", settings.admin_username)
     jwt_secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else secrets.token_urlsafe(48)
     if settings.jwt_secret is None:
         log.warning("QR_JWT_SECRET is not set: tokens are signed with a random key and die with this process")

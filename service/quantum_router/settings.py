@@ -17,6 +17,8 @@ from pydantic_settings import (
 )
 
 PACKAGE_DIR = Path(__file__).parent
+# The admin password README and `make run` document for a local run; production refuses it.
+LOCAL_DEFAULT_ADMIN_PASSWORD = "quantum-local-admin"
 # Schemes CloudNativePG's secrets, libpq and most tools write; SQLAlchemy needs the async driver named.
 _PLAIN_POSTGRES_SCHEMES = frozenset({"postgresql", "postgres"})
 
@@ -127,6 +129,12 @@ class Settings(BaseSettings):
     def _production_needs_secrets(self) -> Settings:
         if self.environment == "production" and (self.jwt_secret is None or self.admin_password is None):
             raise ValueError("production needs QR_JWT_SECRET and QR_ADMIN_PASSWORD")
+        if (
+            self.environment == "production"
+            and self.admin_password is not None
+            and self.admin_password.get_secret_value() == LOCAL_DEFAULT_ADMIN_PASSWORD
+        ):
+            raise ValueError("production refuses the local default QR_ADMIN_PASSWORD; choose another")
         if self.jwt_secret is not None and len(self.jwt_secret.get_secret_value()) < 32:
             raise ValueError("QR_JWT_SECRET must be at least 32 characters")
         return self

@@ -144,6 +144,8 @@ def test_a_paid_answer_is_cached_even_when_its_experience_cannot_be_written(
 ) -> None:
     services = client.app.state.services  # type: ignore[attr-defined]
     primary = services.db.primary
+    # The token's user is looked up once per cache period: that happens here, while the database is up.
+    assert client.get("/v1/jobs/none", headers=auth).status_code == 404
     # The primary fails after the upstream call: every connection to a file in a missing directory fails.
     dead = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
     services.db.primary = dead

@@ -1,6 +1,10 @@
 """From a credential to a principal: JWTs and API keys, the caches in front of the database, and the
 per-address throttle on failures.
 
+Revocation reaches every replica through the database within ``QR_API_KEY_CACHE_SECONDS``: a revoked
+key, a disabled user's keys and tokens, and tokens issued before a password rotation are refused once
+the cached entry has expired.
+
 Every refusal of an API key says the same thing (unknown, wrong secret, revoked, owner disabled), so a
 client cannot tell which keys exist. Failures are counted per client address; once an address has spent
 its failure budget, its credentials that would need a database round trip get 429 without one.
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from datetime import UTC
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -68,6 +73,8 @@ class Authenticator:
         self._keys: dict[str, tuple[float, Principal]] = {}
         # Prefixes the database does not know, so a stream of made-up keys does not reach it each time.
         self._unknown_prefixes: dict[str, float] = {}
+        # Per user id: until when the entry holds, and the token cut-off (None: refuse every token).
+        self._users: dict[str, tuple[float, float | None]] = {}
 
     async def authenticate(self, credential: str, client: str | None) -> Principal:
         """The principal behind ``credential`` (a JWT or an API key) sent from address ``client``.
@@ -79,10 +86,39 @@ class Authenticator:
         try:
             if credential.startswith("qr_"):
                 return await self._api_key(credential, address)
-            return verify_jwt(self._jwt_secret, self._settings.jwt_issuer, credential)
+            return await self._token(credential)
         except InvalidCredentials:
             await self._limiter.hit(f"authfail:{address}", self._failures)
             raise
+
+    async def _token(self, token: str) -> Principal:
+        """A signed, unexpired token whose user is still enabled and issued it after their last password
+        change. The user's state is cached like API keys: a disable takes effect within the cache period."""
+        principal = verify_jwt(self._jwt_secret, self._settings.jwt_issuer, token)
+        now = time.monotonic()
+        hit = self._users.get(principal.user_id)
+        if hit is not None and hit[0] > now:
+            valid_after = hit[1]
+        else:
+            valid_after = await self._db.read_primary(lambda s: self._token_cutoff(s, principal.user_id))
+            expires = now + self._settings.api_key_cache_seconds
+            _remember(self._users, principal.user_id, (expires, valid_after))
+        if valid_after is None or (principal.issued_at or 0) < valid_after:
+            raise InvalidCredentials("invalid token: revoked")
+        return principal
+
+    @staticmethod
+    async def _token_cutoff(session: AsyncSession, user_id: str) -> float | None:
+        """Seconds since the epoch before which the user's tokens are refused; None: refuse all (the user
+        is disabled or gone)."""
+        user = await store.user_by_id(session, user_id)
+        if user is None or user.disabled:
+            return None
+        cutoff = user.tokens_valid_after
+        if cutoff is None:
+            return 0.0
+        # SQLite hands timestamps back without their zone; they were written in UTC.
+        return (cutoff if cutoff.tzinfo else cutoff.replace(tzinfo=UTC)).timestamp()
 
     async def _api_key(self, key: str, address: str) -> Principal:
         digest = digest_api_key(key)

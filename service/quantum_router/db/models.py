@@ -36,6 +36,8 @@ class User(Base):
     roles: Mapped[list[Any]] = mapped_column(default=list)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Bearer tokens issued before this (a password rotation, a disable) are refused; None: all are valid.
+    tokens_valid_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class ApiKey(Base):

@@ -30,6 +30,39 @@ async def add_user(session: AsyncSession, username: str, password_hash: str, rol
     return user
 
 
+async def set_password(session: AsyncSession, user: User, password_hash: str) -> None:
+    """Replace a user's password; bearer tokens issued before now stop working."""
+    user.password_hash = password_hash
+    user.tokens_valid_after = _whole_second(utcnow())
+    await session.flush()
+
+
+async def set_disabled(session: AsyncSession, user: User, disabled: bool) -> None:
+    """Disable or re-enable a user; disabling also ends every bearer token issued so far."""
+    user.disabled = disabled
+    if disabled:
+        user.tokens_valid_after = _whole_second(utcnow())
+    await session.flush()
+
+
+def _whole_second(moment: datetime) -> datetime:
+    # Token issue times are whole seconds: a cut-off with a fraction would refuse a token issued in the
+    # same second after it (at the cost of accepting one issued in that second before it).
+    return moment.replace(microsecond=0)
+
+
+async def api_keys_of(session: AsyncSession, user_id: str) -> Sequence[ApiKey]:
+    """A user's API keys, oldest first."""
+    query = select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.created_at, ApiKey.id)
+    return (await session.execute(query)).scalars().all()
+
+
+async def revoke_api_key(session: AsyncSession, prefix: str) -> bool:
+    """Mark the key with this prefix revoked; False when there is none."""
+    result = await session.execute(update(ApiKey).where(ApiKey.prefix == prefix).values(revoked=True))
+    return bool(getattr(result, "rowcount", 0))
+
+
 async def api_key_by_prefix(session: AsyncSession, prefix: str) -> tuple[ApiKey, User] | None:
     """An active API key with its owner."""
     row = (

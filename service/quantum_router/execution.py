@@ -122,8 +122,15 @@ class ExecutionService:
         """Answer a request from the cache or the fleet, and record the experience."""
         started = time.perf_counter()
         count = self.variation_count(request)
+        scope = user_id if self._settings.cache_scope == "user" else None
         key = response_key(
-            request.prompt, request.persona, request.task_type, request.model, count, request.max_tokens
+            request.prompt,
+            request.persona,
+            request.task_type,
+            request.model,
+            count,
+            request.max_tokens,
+            scope,
         )
         if not request.bypass_cache:
             cached = await self._cache_get(key)

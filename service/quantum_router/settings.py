@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     cache_ttl_seconds: float = Field(3600.0, gt=0)
     cache_max_entries: int = Field(10_000, ge=1)
     cache_key_prefix: str = "qr:v1:"
+    cache_scope: Literal["user", "global"] = Field(
+        "user",
+        description="user: each user's answers are cached apart, so no one learns what others asked; global: "
+        "one cache for everyone (more hits, but a hit tells a user someone sent that prompt recently).",
+    )
 
     # Auth
     jwt_secret: SecretStr | None = None

@@ -3,6 +3,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from quantum_router.users import create_user
 from tests.conftest import ClientFactory, login
 
 SIMPLE = {
@@ -56,7 +57,7 @@ def test_variation_count_and_forced_model_are_honoured(client: TestClient, auth:
 
 def test_second_identical_request_is_a_cache_hit(client: TestClient, auth: dict[str, str]) -> None:
     first = client.post("/v1/execute", json=SIMPLE, headers=auth).json()
-    again = {**SIMPLE, "prompt": SIMPLE["prompt"].upper() + "  "}
+    again = {**SIMPLE, "prompt": SIMPLE["prompt"] + "  \r\n"}  # line endings and trailing space only
     second = client.post("/v1/execute", json=again, headers=auth).json()
     assert second["cache"] == "hit"
     assert second["answer"] == first["answer"]
@@ -160,3 +161,31 @@ def test_a_paid_answer_is_cached_even_when_its_experience_cannot_be_written(
     assert retry.status_code == 200, retry.text
     assert retry.json()["cache"] == "hit"  # the upstream call is not paid for twice
     assert retry.json()["cost_usd"] == 0
+
+
+def test_the_cache_is_per_user_by_default_and_shared_when_global(client_factory: ClientFactory) -> None:
+    for scope, expected in (("user", "miss"), ("global", "hit")):
+        client = client_factory(cache_scope=scope)
+        services = client.app.state.services  # type: ignore[attr-defined]
+        client.portal.call(create_user, services.db, f"eve-{scope}", "eve-password-1", ["user"])  # type: ignore[union-attr]
+        prompt = {**SIMPLE, "prompt": f"what did the admin ask ({scope})?"}
+        assert client.post("/v1/execute", json=prompt, headers=login(client)).json()["cache"] == "miss"
+        other = login(client, f"eve-{scope}", "eve-password-1")
+        # Per user, a hit would tell eve that someone sent this prompt within the last hour.
+        assert client.post("/v1/execute", json=prompt, headers=other).json()["cache"] == expected
+
+
+def test_code_prompts_differing_only_in_indentation_or_case_get_their_own_answers(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    flat = "def f(x):\nif x:\n    return 1\nreturn 2\n\nIs this valid?"
+    nested = "def f(x):\n    if x:\n        return 1\n    return 2\n\nIs this valid?"
+    body = {"persona": "developer", "task_type": "code_generation"}
+    assert client.post("/v1/execute", json={**body, "prompt": flat}, headers=auth).json()["cache"] == "miss"
+    assert client.post("/v1/execute", json={**body, "prompt": nested}, headers=auth).json()["cache"] == "miss"
+    assert (
+        client.post("/v1/execute", json={**body, "prompt": nested.upper()}, headers=auth).json()["cache"]
+        == "miss"
+    )
+    windows = nested.replace("\n", "\r\n") + "  \r\n"
+    assert client.post("/v1/execute", json={**body, "prompt": windows}, headers=auth).json()["cache"] == "hit"

@@ -10,6 +10,7 @@ from typing import Any
 
 from quantum_router.auth.authenticator import Authenticator
 from quantum_router.cache.base import Cache
+from quantum_router.cache.breaker import CircuitBreaker
 from quantum_router.cache.factory import build_cache
 from quantum_router.catalog import Catalog, load_catalog
 from quantum_router.db import store
@@ -105,12 +106,13 @@ async def start_services(settings: Settings, metrics: Metrics, describe_error: E
     if settings.jwt_secret is None:
         log.warning("QR_JWT_SECRET is not set: tokens are signed with a random key and die with this process")
     policies = PolicyStore(initial_policy(settings, catalog), on_swap=metrics.serving_policy)
-    cache = build_cache(settings)
+    redis_breaker = CircuitBreaker(settings.redis_breaker_seconds)
+    cache = build_cache(settings, redis_breaker)
     await policies.refresh(db, cache)
     providers = ProviderRegistry(catalog, settings)
     executor = build_executor(settings, providers)
     execution = ExecutionService(settings, catalog, policies, executor, cache, db, metrics)
-    limiter = build_rate_limiter(settings)
+    limiter = build_rate_limiter(settings, redis_breaker)
     services = Services(
         settings=settings,
         catalog=catalog,

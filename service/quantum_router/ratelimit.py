@@ -7,6 +7,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
 
+from quantum_router.cache.breaker import CircuitBreaker
 from quantum_router.settings import Settings
 
 
@@ -88,8 +89,9 @@ class MemoryRateLimiter:
         """Nothing to release."""
 
 
-def build_rate_limiter(settings: Settings) -> RateLimiter:
-    """Buckets shared through Redis when it is configured (every replica sees them), else in-process."""
+def build_rate_limiter(settings: Settings, breaker: CircuitBreaker | None = None) -> RateLimiter:
+    """Buckets shared through Redis when it is configured (every replica sees them), else in-process.
+    ``breaker`` is the cache's, so a Redis outage is waited on once, not by both."""
     if settings.redis_url:
         from quantum_router.cache.redis_cache import make_client
         from quantum_router.ratelimit_redis import RedisRateLimiter
@@ -101,5 +103,6 @@ def build_rate_limiter(settings: Settings) -> RateLimiter:
             settings.rate_limit_burst,
             settings.cache_key_prefix,
             4 * settings.redis_timeout_seconds,
+            breaker,
         )
     return MemoryRateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)

@@ -2,7 +2,7 @@
 
 The script reads and updates one hash per principal atomically, so it runs on Redis Cluster too (one key,
 one slot). When Redis cannot be reached the limiter falls back to the in-process buckets: a cache outage
-must not turn into refused requests.
+must not turn into refused requests. While the shared circuit breaker is open it goes there at once.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
+from quantum_router.cache.breaker import CircuitBreaker
 from quantum_router.ratelimit import Budget, MemoryRateLimiter, Verdict
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,16 @@ class RedisRateLimiter:
     """Token buckets in Redis, with the in-process limiter as fallback."""
 
     def __init__(
-        self, client: Redis | RedisCluster, per_minute: int, burst: int, prefix: str, timeout_seconds: float
+        self,
+        client: Redis | RedisCluster,
+        per_minute: int,
+        burst: int,
+        prefix: str,
+        timeout_seconds: float,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self._client = client
+        self._breaker = breaker or CircuitBreaker(0)
         self._budget = Budget(per_minute, burst)
         self._prefix = prefix
         self._timeout = timeout_seconds
@@ -61,6 +69,8 @@ class RedisRateLimiter:
         """Take ``cost`` tokens from the shared bucket (or the local one while Redis is down)."""
         budget = budget or self._budget
         key = f"{self._prefix}rl:{{{principal}}}"
+        if not self._breaker.allow():
+            return await self._fallback.hit(principal, budget, cost)
         try:
             async with asyncio.timeout(self._timeout):
                 allowed, retry_ms = await self._client.eval(
@@ -68,7 +78,9 @@ class RedisRateLimiter:
                 )
         except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
             log.warning("rate limiter falls back to local buckets: %s", type(exc).__name__)
+            self._breaker.failure(type(exc).__name__)
             return await self._fallback.hit(principal, budget, cost)
+        self._breaker.success()
         return Verdict(bool(allowed), int(retry_ms) / 1000)
 
     async def close(self) -> None:

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_cluster: bool = False
     redis_timeout_seconds: float = Field(0.25, gt=0)
+    redis_breaker_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="After a Redis failure, skip Redis (cache misses, local rate-limit buckets) this long "
+        "before one call probes it again; 0 never skips.",
+    )
     cache_ttl_seconds: float = Field(3600.0, gt=0)
     cache_max_entries: int = Field(10_000, ge=1)
     cache_key_prefix: str = "qr:v1:"

@@ -230,6 +230,16 @@ class StandaloneRedis:
         )  # fmt: skip
         _wait_for_ping(self.port, self._proc, timeout=20)
 
+    def pause(self) -> None:
+        """SIGSTOP the server: connections stay open and nothing answers (a hung server)."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT a server paused by :meth:`pause`."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGCONT)
+
     def finish(self) -> None:
         """Terminate the server, wait for exit (SIGKILL after 10 s) and delete the state dir."""
         if self._proc is not None:

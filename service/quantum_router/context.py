@@ -13,7 +13,6 @@ from quantum_router.cache.base import Cache
 from quantum_router.cache.breaker import CircuitBreaker
 from quantum_router.cache.factory import build_cache
 from quantum_router.catalog import Catalog, load_catalog
-from quantum_router.db import store
 from quantum_router.db.engine import Database
 from quantum_router.db.migrate import upgrade
 from quantum_router.default_policy import prior_policy
@@ -92,8 +91,6 @@ async def start_services(settings: Settings, metrics: Metrics, describe_error: E
     db = Database(settings)
     metrics.watch_pools(db.pool_stats)
     await upgrade(db.primary)
-    async with db.write_session() as session, session.begin():
-        await store.fail_unfinished_jobs(session)
     admin_password = settings.admin_password.get_secret_value() if settings.admin_password else None
     if admin_password is not None:
         # Every start makes QR_ADMIN_PASSWORD the admin's password, so changing it and restarting rotates it.
@@ -123,13 +120,15 @@ async def start_services(settings: Settings, metrics: Metrics, describe_error: E
         executor=executor,
         metrics=metrics,
         execution=execution,
-        jobs=JobRunner(db, execution.execute, describe_error),
+        jobs=JobRunner(db, execution.execute, describe_error, settings.job_lease_seconds),
         limiter=limiter,
         jwt_secret=jwt_secret,
         capabilities=capabilities_of(settings, catalog),
         authenticator=Authenticator(db, settings, jwt_secret, limiter),
     )
     services.background.append(asyncio.create_task(policies.poll(db, settings.policy_poll_seconds, cache)))
+    # Its first round fails the jobs of replicas that died; it never touches those of live replicas.
+    services.background.append(asyncio.create_task(services.jobs.maintain()))
     return services
 
 

@@ -1,24 +1,41 @@
-"""Asynchronous executions: a database row per job and an asyncio task that fills in its result."""
+"""Asynchronous executions: a database row per job and an asyncio task that fills in its result.
+
+Several replicas of the service share the jobs table, so a job belongs to the process running it
+(``owner``), which renews the job's lease while it runs. Whichever replica notices a lease that lapsed
+(its process died without a word) fails that job; a process that shuts down fails its own unfinished
+jobs at once. No replica ever touches a job another live one is running.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from quantum_router.db import store
 from quantum_router.db.engine import Database, DatabaseUnavailable
-from quantum_router.db.models import Job
+from quantum_router.db.models import Job, utcnow
 from quantum_router.execution import ExecuteRequest
 
 log = logging.getLogger(__name__)
 
 # Maps an exception raised by an execution to (HTTP status, detail) for the job's error field.
 ErrorMapper = Callable[[Exception], tuple[int, str]]
+LAPSED = "interrupted: the replica running it stopped"
+SHUT_DOWN = "interrupted: the replica running it shut down"
+
+
+def process_identity() -> str:
+    """This process among all replicas: host, pid and a random part (pids repeat across restarts)."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class JobRunner:
@@ -29,17 +46,20 @@ class JobRunner:
         db: Database,
         execute: Callable[[str, ExecuteRequest], Awaitable[dict[str, Any]]],
         describe_error: ErrorMapper,
+        lease_seconds: float = 30.0,
     ) -> None:
         self._db = db
         self._execute = execute
         self._describe = describe_error
+        self._lease = lease_seconds
         self._tasks: set[asyncio.Task[None]] = set()
+        self.owner = process_identity()
 
     async def submit(self, user_id: str, request: ExecuteRequest) -> str:
         """Persist a pending job and start it; returns the job id."""
 
         async def _add(session: AsyncSession) -> str:
-            return (await store.add_job(session, user_id, asdict(request))).id
+            return (await store.add_job(session, user_id, asdict(request), self.owner)).id
 
         job_id = await self._db.write(_add)
         task = asyncio.create_task(self._run(job_id, user_id, request))
@@ -56,11 +76,14 @@ class JobRunner:
             status, detail = self._describe(exc)
             error = {"status": status, "detail": detail}
 
-        async def _finish(session: AsyncSession) -> None:
-            await store.finish_job(session, job_id, result, error)
+        async def _finish(session: AsyncSession) -> bool:
+            return await store.finish_job(session, job_id, result, error)
 
         try:
-            await self._db.write(_finish)
+            if not await self._db.write(_finish):
+                log.warning(
+                    "job %s had already been failed (its lease lapsed); its result is dropped", job_id
+                )
         except DatabaseUnavailable:
             log.error("job %s finished but its result could not be stored", job_id)
 
@@ -72,8 +95,40 @@ class JobRunner:
 
         return await self._db.read_primary(_get)
 
+    async def maintain_once(self) -> None:
+        """Renew the leases of this process's jobs, and fail the jobs whose lease lapsed."""
+        # The application's clock, not the database's: replicas' clocks agree (NTP) far better than the
+        # lease needs, and it keeps the query the same on SQLite and PostgreSQL.
+        cutoff = utcnow() - timedelta(seconds=self._lease)
+
+        async def _maintain(session: AsyncSession) -> int:
+            if self._tasks:
+                await store.renew_job_leases(session, self.owner)
+            return await store.fail_jobs(session, LAPSED, lapsed_before=cutoff)
+
+        lapsed = await self._db.write(_maintain)
+        if lapsed:
+            log.warning("failed %d job(s) whose replica stopped without finishing them", lapsed)
+
+    async def maintain(self) -> None:
+        """Run :meth:`maintain_once` every third of the lease, for good (a failed round is logged)."""
+        while True:
+            try:
+                await self.maintain_once()
+            except Exception:  # the loop must outlive any one round, database outages included
+                log.exception("job maintenance failed; retrying")
+            await asyncio.sleep(self._lease / 3)
+
     async def close(self) -> None:
-        """Cancel running jobs; the next start marks them failed."""
+        """Cancel running jobs and fail them at once (rather than when their lease lapses)."""
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+        async def _fail_own(session: AsyncSession) -> int:
+            return await store.fail_jobs(session, SHUT_DOWN, owner=self.owner)
+
+        try:
+            await self._db.write(_fail_own)
+        except DatabaseUnavailable:
+            log.warning("could not fail this replica's unfinished jobs; their leases will lapse")

@@ -104,6 +104,12 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(60, ge=1)
     request_timeout_seconds: float = Field(30.0, gt=0)
     slow_request_seconds: float = Field(2.0, gt=0)
+    job_lease_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A replica renews the lease of its running async jobs every third of this; a job whose "
+        "lease lapsed (its replica died) is failed by another replica.",
+    )
 
     # Routing
     catalog_file: Path = PACKAGE_DIR / "data" / "catalog.yaml"

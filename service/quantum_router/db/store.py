@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from quantum_router.db.models import ApiKey, Experience, Job, PolicyArtifact, User, utcnow
@@ -129,9 +129,9 @@ async def experiences_since(
     return list(reversed((await session.execute(query)).scalars().all()))
 
 
-async def add_job(session: AsyncSession, user_id: str, request: dict[str, Any]) -> Job:
-    """Insert a pending job."""
-    job = Job(user_id=user_id, status="pending", request=request)
+async def add_job(session: AsyncSession, user_id: str, request: dict[str, Any], owner: str) -> Job:
+    """Insert a pending job run by process ``owner``, its lease renewed from now on."""
+    job = Job(user_id=user_id, status="pending", request=request, owner=owner, heartbeat_at=utcnow())
     session.add(job)
     await session.flush()
     return job
@@ -144,26 +144,40 @@ async def job_by_id(session: AsyncSession, job_id: str) -> Job | None:
 
 async def finish_job(
     session: AsyncSession, job_id: str, result: dict[str, Any] | None, error: dict[str, Any] | None
-) -> None:
-    """Store a job's result or error."""
+) -> bool:
+    """Store a pending job's result or error; False when the job had already ended (a lapsed lease failed
+    it meanwhile), which is then left as it was: a final state is final."""
     status = "succeeded" if error is None else "failed"
-    await session.execute(
+    outcome = await session.execute(
         update(Job)
-        .where(Job.id == job_id)
+        .where(Job.id == job_id, Job.status == "pending")
         .values(status=status, result=result, error=error, updated_at=utcnow())
     )
+    return bool(getattr(outcome, "rowcount", 0))
 
 
-async def fail_unfinished_jobs(session: AsyncSession) -> int:
-    """Mark jobs left pending by a previous process as failed; their tasks died with it."""
-    result = await session.execute(
-        update(Job)
-        .where(Job.status == "pending")
-        .values(
-            status="failed", error={"status": 503, "detail": "interrupted by a restart"}, updated_at=utcnow()
-        )
+async def renew_job_leases(session: AsyncSession, owner: str) -> int:
+    """Renew the lease of every pending job of process ``owner``."""
+    outcome = await session.execute(
+        update(Job).where(Job.owner == owner, Job.status == "pending").values(heartbeat_at=utcnow())
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return int(getattr(outcome, "rowcount", 0) or 0)
+
+
+async def fail_jobs(
+    session: AsyncSession, detail: str, *, owner: str | None = None, lapsed_before: datetime | None = None
+) -> int:
+    """Fail pending jobs as interrupted: those of process ``owner``, or those whose lease was last renewed
+    before ``lapsed_before`` (a job without a lease, from before leases, counts from its last update)."""
+    query = update(Job).where(Job.status == "pending")
+    if owner is not None:
+        query = query.where(Job.owner == owner)
+    if lapsed_before is not None:
+        query = query.where(func.coalesce(Job.heartbeat_at, Job.updated_at) < lapsed_before)
+    outcome = await session.execute(
+        query.values(status="failed", error={"status": 503, "detail": detail}, updated_at=utcnow())
+    )
+    return int(getattr(outcome, "rowcount", 0) or 0)
 
 
 # By publication time, as the poller compares them: concurrent publishers can insert out of that order.

@@ -4,11 +4,15 @@ Several replicas of the service share the jobs table, so a job belongs to the pr
 (``owner``), which renews the job's lease while it runs. Whichever replica notices a lease that lapsed
 (its process died without a word) fails that job; a process that shuts down fails its own unfinished
 jobs at once. No replica ever touches a job another live one is running.
+
+A user may have a bounded number of jobs running at once; finished jobs are purged after the retention
+period, and the prompt is never stored with a job (only its digest): the running task holds it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import secrets
@@ -38,6 +42,21 @@ def process_identity() -> str:
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
+class TooManyJobs(Exception):
+    """The user already has as many jobs running as allowed."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"{limit} asynchronous jobs are already running; wait for one to finish")
+        self.limit = limit
+
+
+def stored_request(request: ExecuteRequest) -> dict[str, Any]:
+    """What a job row keeps of its request: everything but the prompt, which only its digest stands for."""
+    fields = asdict(request)
+    prompt = fields.pop("prompt")
+    return {**fields, "prompt_sha256": hashlib.sha256(prompt.encode()).hexdigest()}
+
+
 class JobRunner:
     """Starts background executions and keeps a reference to each task until it finishes."""
 
@@ -47,19 +66,29 @@ class JobRunner:
         execute: Callable[[str, ExecuteRequest], Awaitable[dict[str, Any]]],
         describe_error: ErrorMapper,
         lease_seconds: float = 30.0,
+        max_per_user: int = 10,
+        retention_seconds: float = 86_400.0,
     ) -> None:
         self._db = db
         self._execute = execute
         self._describe = describe_error
         self._lease = lease_seconds
+        self._max_per_user = max_per_user
+        self._retention = retention_seconds
         self._tasks: set[asyncio.Task[None]] = set()
         self.owner = process_identity()
 
     async def submit(self, user_id: str, request: ExecuteRequest) -> str:
-        """Persist a pending job and start it; returns the job id."""
+        """Persist a pending job and start it; returns the job id.
+
+        :raises TooManyJobs: the user has ``max_per_user`` jobs running. (Counted in the database, so across
+            replicas; two submissions at the same instant on two replicas may both pass.)
+        """
 
         async def _add(session: AsyncSession) -> str:
-            return (await store.add_job(session, user_id, asdict(request), self.owner)).id
+            if await store.pending_jobs_of(session, user_id) >= self._max_per_user:
+                raise TooManyJobs(self._max_per_user)
+            return (await store.add_job(session, user_id, stored_request(request), self.owner)).id
 
         job_id = await self._db.write(_add)
         task = asyncio.create_task(self._run(job_id, user_id, request))
@@ -96,22 +125,29 @@ class JobRunner:
         return await self._db.read_primary(_get)
 
     async def maintain_once(self) -> None:
-        """Renew the leases of this process's jobs, and fail the jobs whose lease lapsed."""
+        """Renew the leases of this process's jobs, fail the jobs whose lease lapsed, and purge the jobs
+        that ended longer ago than the retention period."""
         # The application's clock, not the database's: replicas' clocks agree (NTP) far better than the
         # lease needs, and it keeps the query the same on SQLite and PostgreSQL.
-        cutoff = utcnow() - timedelta(seconds=self._lease)
+        now = utcnow()
+        lease_cutoff = now - timedelta(seconds=self._lease)
+        retention_cutoff = now - timedelta(seconds=self._retention)
 
-        async def _maintain(session: AsyncSession) -> int:
+        async def _maintain(session: AsyncSession) -> tuple[int, int]:
             if self._tasks:
                 await store.renew_job_leases(session, self.owner)
-            return await store.fail_jobs(session, LAPSED, lapsed_before=cutoff)
+            lapsed = await store.fail_jobs(session, LAPSED, lapsed_before=lease_cutoff)
+            return lapsed, await store.purge_jobs(session, finished_before=retention_cutoff)
 
-        lapsed = await self._db.write(_maintain)
+        lapsed, purged = await self._db.write(_maintain)
         if lapsed:
             log.warning("failed %d job(s) whose replica stopped without finishing them", lapsed)
+        if purged:
+            log.info("purged %d job(s) past the retention period", purged)
 
     async def maintain(self) -> None:
         """Run :meth:`maintain_once` every third of the lease, for good (a failed round is logged)."""
+        # (A purge that falls behind only keeps rows longer; it catches up on the next round.)
         while True:
             try:
                 await self.maintain_once()

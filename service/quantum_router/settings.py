@@ -110,6 +110,12 @@ class Settings(BaseSettings):
         description="A replica renews the lease of its running async jobs every third of this; a job whose "
         "lease lapsed (its replica died) is failed by another replica.",
     )
+    max_jobs_per_user: int = Field(
+        10, ge=1, description="Asynchronous jobs a user may have running at once; past them, 429."
+    )
+    job_retention_seconds: float = Field(
+        86_400.0, gt=0, description="Finished asynchronous jobs (and their results) are deleted after this."
+    )
 
     # Routing
     catalog_file: Path = PACKAGE_DIR / "data" / "catalog.yaml"

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from quantum_router.db.models import ApiKey, Experience, Job, PolicyArtifact, User, utcnow
@@ -154,6 +154,20 @@ async def finish_job(
         .values(status=status, result=result, error=error, updated_at=utcnow())
     )
     return bool(getattr(outcome, "rowcount", 0))
+
+
+async def pending_jobs_of(session: AsyncSession, user_id: str) -> int:
+    """How many of a user's jobs are still running."""
+    query = select(func.count()).select_from(Job).where(Job.user_id == user_id, Job.status == "pending")
+    return int((await session.execute(query)).scalar_one())
+
+
+async def purge_jobs(session: AsyncSession, finished_before: datetime) -> int:
+    """Delete the jobs that ended before ``finished_before`` (their results with them)."""
+    outcome = await session.execute(
+        delete(Job).where(Job.status != "pending", Job.updated_at < finished_before)
+    )
+    return int(getattr(outcome, "rowcount", 0) or 0)
 
 
 async def renew_job_leases(session: AsyncSession, owner: str) -> int:

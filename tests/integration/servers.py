@@ -122,6 +122,11 @@ class RedisClusterServers(ScriptStack):
         return self.env()["QR_REDIS_URL"]
 
     @property
+    def password(self) -> str:
+        """The password every node requires (the script's ``secrets`` file)."""
+        return read_env_file(self.state_dir / "secrets")["REDIS_PASSWORD"]
+
+    @property
     def node_ports(self) -> list[int]:
         """Client ports of the six nodes, in index order."""
         return [int(node.rsplit(":", 1)[1]) for node in self.env()["QR_REDIS_NODES"].split(",")]
@@ -152,7 +157,9 @@ class RedisClusterServers(ScriptStack):
 
     def role(self, index: int) -> str | None:
         """``master`` or ``slave`` as the node reports it, or None when it does not answer."""
-        client = redis.Redis(port=self.node_ports[index], socket_timeout=1, socket_connect_timeout=1)
+        client = redis.Redis(
+            port=self.node_ports[index], password=self.password, socket_timeout=1, socket_connect_timeout=1
+        )
         try:
             return str(client.info("replication")["role"])
         except redis.RedisError:

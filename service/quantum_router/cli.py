@@ -68,7 +68,10 @@ def _serve(settings: Settings) -> int:
     from quantum_router.server import serve
 
     app = create_app(settings)
-    print(f"Quantum Router listening on http://{settings.host}:{settings.port} (docs at /docs)", flush=True)
+    docs = " (docs at /docs)" if settings.docs_enabled else ""
+    print(f"Quantum Router listening on http://{settings.host}:{settings.port}{docs}", flush=True)
+    if settings.metrics_port is not None:
+        print(f"Metrics on http://{settings.host}:{settings.metrics_port}/metrics", flush=True)
     print("Try it:", *(f"  {line}" for line in curl_examples(settings)), sep="\n", flush=True)
     serve(app, settings)
     return 0

@@ -104,6 +104,17 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(60, ge=1)
     request_timeout_seconds: float = Field(30.0, gt=0)
     slow_request_seconds: float = Field(2.0, gt=0)
+    metrics_token: SecretStr | None = Field(
+        None, description="When set, /metrics answers only 'Authorization: Bearer <token>' (on either port)."
+    )
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="When set, 'quantum-router serve' exposes metrics on this port (of QR_HOST) instead of "
+        "on the API's port, so a network policy can keep them from the public.",
+    )
+    docs_enabled: bool = Field(True, description="Serve /docs, /redoc and /openapi.json; false: 404.")
     job_lease_seconds: float = Field(
         30.0,
         gt=0,

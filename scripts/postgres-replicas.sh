@@ -10,7 +10,8 @@
 #   wait        wait until healthy (default timeout QR_PG_START_TIMEOUT=120 s)
 #   stop-node / start-node   stop or start one node (fault tests)
 #
-# State lives in --dir DIR, $QR_PG_DIR or ${TMPDIR:-/tmp}/quantum-router-pg. DIR/env holds
+# State lives in --dir DIR, $QR_PG_DIR or ${TMPDIR:-/tmp}/quantum-router-pg (mode 0700; destroy refuses
+# a dir this script did not create). DIR/env (mode 0600) holds
 # QR_DATABASE_URL, QR_DATABASE_REPLICA_URLS (a JSON list, single-quoted for shells and dotenv) and
 # the raw ports. Authentication: scram-sha-256 passwords on 127.0.0.1 only, no Unix sockets. The
 # role quantum_router (owner of database quantum_router) gets a random password, written into the
@@ -78,6 +79,7 @@ as_pg() {
 }
 
 prepare_state_dir() {
+    make_state_dir
     mkdir -p "$STATE_DIR/logs"
     if [[ $(id -u) -eq 0 ]]; then
         chown "$PG_USER:" "$STATE_DIR" "$STATE_DIR/logs"
@@ -216,7 +218,7 @@ clone_replica() {
 
 write_env() {
     local base="postgresql+asyncpg://$DB_USER:$APP_PASSWORD@127.0.0.1"
-    cat >"$STATE_DIR/env.tmp" <<EOF
+    (umask 077 && cat >"$STATE_DIR/env.tmp") <<EOF
 QR_DATABASE_URL=$base:${PORTS[0]}/$DB_NAME
 QR_DATABASE_REPLICA_URLS='["$base:${PORTS[1]}/$DB_NAME","$base:${PORTS[2]}/$DB_NAME"]'
 QR_PG_PRIMARY_PORT=${PORTS[0]}

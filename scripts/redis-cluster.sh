@@ -11,8 +11,10 @@
 #   kill-node   SIGKILL one node (a crash, no clean shutdown) and wait for it to exit
 #   start-node  start one node again with its previous state (it rejoins the cluster)
 #
-# State lives in --dir DIR, $QR_REDIS_DIR or ${TMPDIR:-/tmp}/quantum-router-redis. DIR/env holds
-# QR_REDIS_URL (one seed node), QR_REDIS_CLUSTER=true and QR_REDIS_NODES (host:port list).
+# State lives in --dir DIR, $QR_REDIS_DIR or ${TMPDIR:-/tmp}/quantum-router-redis (mode 0700; destroy
+# refuses a dir this script did not create). DIR/env (mode 0600) holds QR_REDIS_URL (one seed node, with
+# the password), QR_REDIS_CLUSTER=true and QR_REDIS_NODES (host:port list). Every node requires the random
+# password in DIR/secrets (requirepass, and masterauth for replication).
 set -euo pipefail
 
 readonly NODE_COUNT=6
@@ -61,12 +63,32 @@ pick_ports() {
 node_dir() { echo "$STATE_DIR/node-$1"; }
 pid_file() { echo "$(node_dir "$1")/redis.pid"; }
 
+random_secret() { od -An -tx1 -N16 /dev/urandom | tr -d ' \n'; }
+
+# The cluster's password, created with the cluster; redis-cli reads it from REDISCLI_AUTH (not argv, where
+# ps would show it). A cluster created before passwords has no secrets file and needs none.
+load_password() {
+    REDIS_PASSWORD=""
+    if [[ -f $STATE_DIR/secrets ]]; then
+        REDIS_PASSWORD=$(sed -n 's/^REDIS_PASSWORD=//p' "$STATE_DIR/secrets")
+        export REDISCLI_AUTH=$REDIS_PASSWORD
+    fi
+}
+
+new_password() {
+    REDIS_PASSWORD=$(random_secret)
+    (umask 077 && printf 'REDIS_PASSWORD=%s\n' "$REDIS_PASSWORD" >"$STATE_DIR/secrets")
+    export REDISCLI_AUTH=$REDIS_PASSWORD
+}
+
 write_node_config() {
     local port=$1 dir
     dir=$(node_dir "$port")
     mkdir -p "$dir"
-    cat >"$dir/redis.conf" <<EOF
+    (umask 077 && cat >"$dir/redis.conf") <<EOF
 port $port
+requirepass $REDIS_PASSWORD
+masterauth $REDIS_PASSWORD
 bind 127.0.0.1
 protected-mode yes
 daemonize yes
@@ -99,10 +121,11 @@ load_env() {
 write_env() {
     local nodes=() p
     for p in "${PORTS[@]}"; do nodes+=("127.0.0.1:$p"); done
-    local joined
+    local joined auth=""
     joined=$(IFS=,; echo "${nodes[*]}")
-    cat >"$STATE_DIR/env.tmp" <<EOF
-QR_REDIS_URL=redis://127.0.0.1:${PORTS[0]}
+    [[ -n $REDIS_PASSWORD ]] && auth=":$REDIS_PASSWORD@"
+    (umask 077 && cat >"$STATE_DIR/env.tmp") <<EOF
+QR_REDIS_URL=redis://${auth}127.0.0.1:${PORTS[0]}
 QR_REDIS_CLUSTER=true
 QR_REDIS_NODES=$joined
 EOF
@@ -211,6 +234,7 @@ wait_healthy() {
 
 create_cluster() {
     local attempt
+    new_password
     for attempt in 1 2 3; do
         rm -rf "${STATE_DIR:?}"/node-* "$STATE_DIR/env" "$STATE_DIR/created"
         read -r -a PORTS <<<"$(pick_ports)"
@@ -228,17 +252,23 @@ create_cluster() {
     done
     local addrs=()
     for port in "${PORTS[@]}"; do addrs+=("127.0.0.1:$port"); done
-    redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes </dev/null >"$STATE_DIR/create.log" 2>&1 \
-        || { cat "$STATE_DIR/create.log" >&2; die "redis-cli --cluster create failed"; }
+    if ! redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes </dev/null \
+        >"$STATE_DIR/create.log" 2>&1; then
+        cat "$STATE_DIR/create.log" >&2
+        # No cluster means no env file, so nothing would ever stop these nodes: stop them now.
+        for port in "${PORTS[@]}"; do stop_node_port "$port"; done
+        die "redis-cli --cluster create failed; its nodes are stopped"
+    fi
     write_env
     touch "$STATE_DIR/created"
 }
 
 cmd_start() {
     ensure_redis
-    mkdir -p "$STATE_DIR"
+    make_state_dir
     local begin=$SECONDS
     if [[ -f $STATE_DIR/created ]] && load_env; then
+        load_password
         local port
         for port in "${PORTS[@]}"; do start_node_port "$port" || die "cannot restart node $port"; done
     else
@@ -297,6 +327,7 @@ node_port_arg() {
 main() {
     parse_args "$@"
     lock_state_dir
+    [[ -d $STATE_DIR ]] && load_password
     case ${ARGS[0]} in
         start) cmd_start ;;
         stop) cmd_stop ;;

@@ -116,3 +116,14 @@ def test_sigterm_cancels_what_outlives_the_grace_period(tmp_path: Path) -> None:
         assert time.monotonic() - signalled < 10
         worker.join(30)
         assert not isinstance(outcome[0], httpx.Response) or outcome[0].status_code != 200
+
+
+def test_metrics_move_to_their_own_port_behind_the_token(tmp_path: Path) -> None:
+    metrics_port, token = free_port(), "scrape-token-" + "t" * 24
+    with _serve(tmp_path, QR_METRICS_PORT=str(metrics_port), QR_METRICS_TOKEN=token) as (_, client):
+        assert client.get("/metrics").status_code == 404  # not on the API's port any more
+        scrape = f"http://127.0.0.1:{metrics_port}/metrics"
+        assert httpx.get(scrape, timeout=10).status_code == 401
+        response = httpx.get(scrape, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert response.status_code == 200
+        assert "quantum_router_inflight_requests" in response.text

@@ -56,6 +56,26 @@ parse_args() {
     STATE_DIR=$(realpath -m "$STATE_DIR")
 }
 
+# The scripts delete what they created and nothing else: a state dir they made carries this file.
+marker_file() { echo "$STATE_DIR/.quantum-router-$SCRIPT_NAME"; }
+
+# Refuses a state dir this script did not create: `destroy` runs rm -rf on it, and a mistyped --dir must
+# not cost anyone their files. `start` may adopt an absent or empty dir (mktemp -d gives one).
+require_own_state_dir() {
+    [[ -d $STATE_DIR && ! -f $(marker_file) ]] || return 0
+    if [[ ${ARGS[0]} == start && -z $(ls -A "$STATE_DIR") ]]; then
+        return 0
+    fi
+    die "$STATE_DIR was not created by $SCRIPT_NAME (no $(basename "$(marker_file)")); refusing to touch it"
+}
+
+# Creates (or adopts) the state dir, private to its owner, and marks it as this script's.
+make_state_dir() {
+    mkdir -p "$STATE_DIR"
+    chmod 700 "$STATE_DIR"
+    touch "$(marker_file)"
+}
+
 # Takes the state dir's lock (one invocation at a time: parallel starts would both try to create). Without
 # a state dir only `start` has work to do: stop and destroy succeed, anything else fails, and no lock file
 # is left behind.
@@ -65,6 +85,7 @@ lock_state_dir() {
         [[ ${ARGS[0]} == stop || ${ARGS[0]} == destroy ]] && exit 0
         exit 1
     fi
+    require_own_state_dir
     mkdir -p "$(dirname "$STATE_DIR")"
     exec 9>"$STATE_DIR.lock"
     flock -w 120 9 || die "another $SCRIPT_NAME holds $STATE_DIR.lock"

@@ -34,16 +34,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await stop_services(app.state.services)
 
+    docs = settings.docs_enabled
     app = FastAPI(
         title="Quantum Router",
         version=__version__,
         description="Routes each prompt to the model with the best quality for the cost.",
         lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     # Outside the lifespan: the server sets it on SIGTERM, long before the lifespan's shutdown runs.
     app.state.drain = Drain()
-    for module in (health, capabilities, auth, execute, chat, feedback, history, metrics):
+    # For a metrics port of its own, which `serve` opens next to the API's.
+    app.state.metrics = app_metrics
+    for module in (health, capabilities, auth, execute, chat, feedback, history):
         app.include_router(module.router)
+    if settings.metrics_port is None:
+        app.include_router(metrics.router)
     install_error_handlers(app)
     app.add_middleware(
         RequestContextMiddleware,

@@ -16,7 +16,16 @@ from typing import TypeVar
 from quantum_router.db.engine import Database
 from quantum_router.db.migrate import upgrade
 from quantum_router.settings import Settings, get_settings
-from quantum_router.users import UnknownUser, UserExists, create_api_key, create_user
+from quantum_router.users import (
+    UnknownApiKey,
+    UnknownUser,
+    UserExists,
+    create_api_key,
+    create_user,
+    list_api_keys,
+    revoke_api_key,
+    set_user_disabled,
+)
 
 T = TypeVar("T")
 # What `train` and `ray-serve` import; serving installs none of them (the `train` dependency group).
@@ -77,7 +86,10 @@ def _serve(settings: Settings) -> int:
     from quantum_router.server import serve
 
     app = create_app(settings)
-    print(f"Quantum Router listening on http://{settings.host}:{settings.port} (docs at /docs)", flush=True)
+    docs = " (docs at /docs)" if settings.docs_enabled else ""
+    print(f"Quantum Router listening on http://{settings.host}:{settings.port}{docs}", flush=True)
+    if settings.metrics_port is not None:
+        print(f"Metrics on http://{settings.host}:{settings.metrics_port}/metrics", flush=True)
     print("Try it:", *(f"  {line}" for line in curl_examples(settings)), sep="\n", flush=True)
     serve(app, settings)
     return 0
@@ -105,6 +117,49 @@ def _apikey_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _user_disable(settings: Settings, args: argparse.Namespace) -> int:
+    disabled = args.action == "disable"
+    try:
+        _with_db(settings, lambda db: set_user_disabled(db, args.username, disabled))
+    except UnknownUser:
+        print(f"no user {args.username!r}", file=sys.stderr)
+        return 1
+    within = f" (every replica within {settings.api_key_cache_seconds:g} s)" if disabled else ""
+    print(f"{args.action}d user {args.username}{within}")
+    return 0
+
+
+def _apikey_list(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        keys = _with_db(settings, lambda db: list_api_keys(db, args.username))
+    except UnknownUser:
+        print(f"no user {args.username!r}", file=sys.stderr)
+        return 1
+    for prefix, name, created, revoked in keys:
+        print(f"{prefix}\t{name}\t{created:%Y-%m-%d %H:%M}\t{'revoked' if revoked else 'active'}")
+    return 0
+
+
+def _apikey_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        _with_db(settings, lambda db: revoke_api_key(db, args.key))
+    except UnknownApiKey:
+        print("no API key with that prefix", file=sys.stderr)  # not echoed: it may be a whole secret key
+        return 1
+    print(f"revoked; every replica refuses it within {settings.api_key_cache_seconds:g} s")
+    return 0
+
+
+_COMMANDS: dict[tuple[str, str], Callable[[Settings, argparse.Namespace], int]] = {
+    ("user", "create"): _user_create,
+    ("user", "disable"): _user_disable,
+    ("user", "enable"): _user_disable,
+    ("apikey", "create"): _apikey_create,
+    ("apikey", "list"): _apikey_list,
+    ("apikey", "revoke"): _apikey_revoke,
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quantum-router", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -114,10 +169,15 @@ def _parser() -> argparse.ArgumentParser:
     create = user.add_parser("create", help="create a user (password from QR_NEW_USER_PASSWORD or a prompt)")
     create.add_argument("username")
     create.add_argument("--roles", default="user", help="comma-separated roles (default: user)")
+    for action, what in (("disable", "refuse its login, tokens and API keys"), ("enable", "undo disable")):
+        user.add_parser(action, help=f"{action} a user: {what}").add_argument("username")
     apikey = sub.add_parser("apikey", help="manage API keys").add_subparsers(dest="action", required=True)
     key = apikey.add_parser("create", help="create an API key for a user and print it once")
     key.add_argument("username")
     key.add_argument("--name", default="default")
+    apikey.add_parser("list", help="a user's keys: prefix, name, created, state").add_argument("username")
+    revoke = apikey.add_parser("revoke", help="revoke a key, given whole or by its prefix (see list)")
+    revoke.add_argument("key", help="the key, or its prefix: the 12 characters after qr_")
     sub.add_parser(
         "train",
         help="train a policy on a dataset (train --help) or the experience log (train --from-log --help)",
@@ -161,9 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         _with_db(settings, lambda db: asyncio.sleep(0))
         print("database is at the latest schema")
         return 0
-    if args.command == "user":
-        return _user_create(settings, args)
-    return _apikey_create(settings, args)
+    return _COMMANDS[(args.command, args.action)](settings, args)
 
 
 if __name__ == "__main__":

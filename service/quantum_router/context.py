@@ -8,11 +8,11 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from quantum_router.auth.tokens import Principal
+from quantum_router.auth.authenticator import Authenticator
 from quantum_router.cache.base import Cache
+from quantum_router.cache.breaker import CircuitBreaker
 from quantum_router.cache.factory import build_cache
 from quantum_router.catalog import Catalog, load_catalog
-from quantum_router.db import store
 from quantum_router.db.engine import Database
 from quantum_router.db.experience_writer import ExperienceWriter
 from quantum_router.db.migrate import upgrade
@@ -50,9 +50,8 @@ class Services:
     limiter: RateLimiter
     jwt_secret: str
     capabilities: dict[str, Any]
+    authenticator: Authenticator
     background: list[asyncio.Task[None]] = field(default_factory=list)
-    # Validated API keys by digest, so a key costs a database round trip only once per cache period.
-    api_key_cache: dict[str, tuple[float, Principal]] = field(default_factory=dict)
 
 
 def capabilities_of(settings: Settings, catalog: Catalog) -> dict[str, Any]:
@@ -97,16 +96,20 @@ async def start_services(settings: Settings, metrics: Metrics, describe_error: E
     db = Database(settings)
     metrics.watch_pools(db.pool_stats)
     await upgrade(db.primary)
-    async with db.write_session() as session, session.begin():
-        await store.fail_unfinished_jobs(session)
     admin_password = settings.admin_password.get_secret_value() if settings.admin_password else None
-    if admin_password is not None and await ensure_admin(db, settings.admin_username, admin_password):
-        log.info("created admin user %r", settings.admin_username)
+    if admin_password is not None:
+        # Every start makes QR_ADMIN_PASSWORD the admin's password, so changing it and restarting rotates it.
+        outcome = await ensure_admin(db, settings.admin_username, admin_password)
+        if outcome == "created":
+            log.info("created admin user %r", settings.admin_username)
+        elif outcome == "rotated":
+            log.warning("rotated the password of admin user %r to QR_ADMIN_PASSWORD", settings.admin_username)
     jwt_secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else secrets.token_urlsafe(48)
     if settings.jwt_secret is None:
         log.warning("QR_JWT_SECRET is not set: tokens are signed with a random key and die with this process")
     policies = PolicyStore(initial_policy(settings, catalog), on_swap=metrics.serving_policy)
-    cache = build_cache(settings)
+    redis_breaker = CircuitBreaker(settings.redis_breaker_seconds)
+    cache = build_cache(settings, redis_breaker)
     await policies.refresh(db, cache)
     providers = ProviderRegistry(catalog, settings)
     executor = build_executor(settings, providers)
@@ -121,6 +124,7 @@ async def start_services(settings: Settings, metrics: Metrics, describe_error: E
     execution = ExecutionService(
         settings, catalog, policies, executor, cache, metrics, providers, experiences
     )
+    limiter = build_rate_limiter(settings, redis_breaker)
     services = Services(
         settings=settings,
         catalog=catalog,
@@ -132,12 +136,22 @@ async def start_services(settings: Settings, metrics: Metrics, describe_error: E
         metrics=metrics,
         experiences=experiences,
         execution=execution,
-        jobs=JobRunner(db, execution.execute, describe_error),
-        limiter=build_rate_limiter(settings),
+        jobs=JobRunner(
+            db,
+            execution.execute,
+            describe_error,
+            settings.job_lease_seconds,
+            settings.max_jobs_per_user,
+            settings.job_retention_seconds,
+        ),
+        limiter=limiter,
         jwt_secret=jwt_secret,
         capabilities=capabilities_of(settings, catalog),
+        authenticator=Authenticator(db, settings, jwt_secret, limiter),
     )
     services.background.append(asyncio.create_task(policies.poll(db, settings.policy_poll_seconds, cache)))
+    # Its first round fails the jobs of replicas that died; it never touches those of live replicas.
+    services.background.append(asyncio.create_task(services.jobs.maintain()))
     return services
 
 

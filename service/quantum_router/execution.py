@@ -51,8 +51,9 @@ class ExecuteRequest:
     temperature: float | None = None
     cost_weight: float | None = None
 
-    def cache_key(self, variations: int) -> str:
-        """The response-cache key: everything that changes the answer."""
+    def cache_key(self, variations: int, scope: str | None) -> str:
+        """The response-cache key: everything that changes the answer, within ``scope`` (a user id, or
+        None for the cache everyone shares)."""
         upstream = ""
         # The alias's cost weight changes which model answers, so it is part of the key too.
         if self.messages or self.params or self.temperature is not None or self.cost_weight is not None:
@@ -62,7 +63,14 @@ class ExecuteRequest:
                 default=str,
             )
         return response_key(
-            self.prompt, self.persona, self.task_type, self.model, variations, self.max_tokens, upstream
+            self.prompt,
+            self.persona,
+            self.task_type,
+            self.model,
+            variations,
+            self.max_tokens,
+            scope,
+            upstream,
         )
 
 
@@ -148,6 +156,9 @@ class ExecutionService:
             return self._settings.complex_variations
         return 1
 
+    def _cache_key(self, user_id: str, request: ExecuteRequest, count: int) -> str:
+        return request.cache_key(count, user_id if self._settings.cache_scope == "user" else None)
+
     def route(self, request: ExecuteRequest) -> tuple[FloatArray, Decision]:
         """Features and decision for a request (a forced model skips the policy)."""
         policy = self._policies.current
@@ -162,7 +173,7 @@ class ExecutionService:
         """Answer a request from the cache or the fleet, and record the experience."""
         started = time.perf_counter()
         count = self.variation_count(request)
-        key = request.cache_key(count)
+        key = self._cache_key(user_id, request, count)
         if not request.bypass_cache:
             cached = await self._cache_get(key)
             if cached is not None:
@@ -186,7 +197,7 @@ class ExecutionService:
         if count > 1:
             return _whole(await self.execute(user_id, request))
         if not request.bypass_cache:
-            cached = await self._cache_get(request.cache_key(count))
+            cached = await self._cache_get(self._cache_key(user_id, request, count))
             if cached is not None:
                 return _whole(await self._answer_from_cache(user_id, request, cached, started))
         features, decision, plans, job = self._plan(request, count)
@@ -215,7 +226,7 @@ class ExecutionService:
                 plan, model, completion, latency_ms=(time.perf_counter() - started) * 1000, tried=tried
             )
             result = self._summarise(request, features, decision, [outcome], started)
-            await self._cache_set(request.cache_key(count), result.public)
+            await self._cache_set(self._cache_key(user_id, request, count), result.public)
             await self._record(user_id, request, result, experience_id)
             answer.result = {**result.public, "cache": "miss", "experience_id": experience_id}
 

@@ -16,6 +16,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from quantum_router.drain import Drain
+from quantum_router.metrics_port import start_metrics_server
 from quantum_router.settings import Settings
 
 
@@ -41,10 +42,23 @@ def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
         log_level=settings.log_level.lower(),
         access_log=False,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        # The client address per-address limits count: X-Forwarded-For's, from these proxies only.
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 
 def serve(app: FastAPI, settings: Settings) -> None:
-    """Serve ``app`` until SIGTERM or SIGINT, then drain (see the module docstring)."""
+    """Serve ``app`` until SIGTERM or SIGINT, then drain (see the module docstring); with
+    ``QR_METRICS_PORT``, metrics on that port meanwhile."""
     drain: Drain = app.state.drain
-    DrainingServer(server_config(app, settings), drain).run()
+    metrics_server = None
+    if settings.metrics_port is not None:
+        token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+        registry = app.state.metrics.registry
+        metrics_server = start_metrics_server(registry, settings.host, settings.metrics_port, token)
+    try:
+        DrainingServer(server_config(app, settings), drain).run()
+    finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()

@@ -17,6 +17,8 @@ from pydantic_settings import (
 )
 
 PACKAGE_DIR = Path(__file__).parent
+# The admin password README and `make run` document for a local run; production refuses it.
+LOCAL_DEFAULT_ADMIN_PASSWORD = "quantum-local-admin"
 # Schemes CloudNativePG's secrets, libpq and most tools write; SQLAlchemy needs the async driver named.
 _PLAIN_POSTGRES_SCHEMES = frozenset({"postgresql", "postgres"})
 
@@ -66,9 +68,20 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_cluster: bool = False
     redis_timeout_seconds: float = Field(0.25, gt=0)
+    redis_breaker_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="After a Redis failure, skip Redis (cache misses, local rate-limit buckets) this long "
+        "before one call probes it again; 0 never skips.",
+    )
     cache_ttl_seconds: float = Field(3600.0, gt=0)
     cache_max_entries: int = Field(10_000, ge=1)
     cache_key_prefix: str = "qr:v1:"
+    cache_scope: Literal["user", "global"] = Field(
+        "user",
+        description="user: each user's answers are cached apart, so no one learns what others asked; global: "
+        "one cache for everyone (more hits, but a hit tells a user someone sent that prompt recently).",
+    )
 
     # Auth
     jwt_secret: SecretStr | None = None
@@ -77,6 +90,24 @@ class Settings(BaseSettings):
     admin_username: str = "admin"
     admin_password: SecretStr | None = None
     api_key_cache_seconds: float = Field(30.0, ge=0)
+    login_rate_limit_per_minute: int = Field(
+        10, ge=1, description="Login attempts per client address a minute (successful ones included)."
+    )
+    login_rate_limit_burst: int = Field(5, ge=1, description="Login attempts a client address may save up.")
+    auth_failures_per_minute: int = Field(
+        30,
+        ge=1,
+        description="Failed authentications per client address a minute; past them, credentials that need a "
+        "database lookup get 429 from that address.",
+    )
+    auth_failure_burst: int = Field(
+        20, ge=1, description="Failed authentications a client address may save up."
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Comma-separated addresses or networks of proxies trusted to name the client in "
+        "X-Forwarded-For ('*' for any); per-address limits count that client.",
+    )
 
     # Limits
     max_prompt_bytes: int = Field(32 * 1024, ge=1)
@@ -84,6 +115,29 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(60, ge=1)
     request_timeout_seconds: float = Field(30.0, gt=0)
     slow_request_seconds: float = Field(2.0, gt=0)
+    metrics_token: SecretStr | None = Field(
+        None, description="When set, /metrics answers only 'Authorization: Bearer <token>' (on either port)."
+    )
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="When set, 'quantum-router serve' exposes metrics on this port (of QR_HOST) instead of "
+        "on the API's port, so a network policy can keep them from the public.",
+    )
+    docs_enabled: bool = Field(True, description="Serve /docs, /redoc and /openapi.json; false: 404.")
+    job_lease_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A replica renews the lease of its running async jobs every third of this; a job whose "
+        "lease lapsed (its replica died) is failed by another replica.",
+    )
+    max_jobs_per_user: int = Field(
+        10, ge=1, description="Asynchronous jobs a user may have running at once; past them, 429."
+    )
+    job_retention_seconds: float = Field(
+        86_400.0, gt=0, description="Finished asynchronous jobs (and their results) are deleted after this."
+    )
 
     # Routing
     catalog_file: Path = PACKAGE_DIR / "data" / "catalog.yaml"
@@ -131,6 +185,12 @@ class Settings(BaseSettings):
     def _production_needs_secrets(self) -> Settings:
         if self.environment == "production" and (self.jwt_secret is None or self.admin_password is None):
             raise ValueError("production needs QR_JWT_SECRET and QR_ADMIN_PASSWORD")
+        if (
+            self.environment == "production"
+            and self.admin_password is not None
+            and self.admin_password.get_secret_value() == LOCAL_DEFAULT_ADMIN_PASSWORD
+        ):
+            raise ValueError("production refuses the local default QR_ADMIN_PASSWORD; choose another")
         if self.jwt_secret is not None and len(self.jwt_secret.get_secret_value()) < 32:
             raise ValueError("QR_JWT_SECRET must be at least 32 characters")
         return self

@@ -75,13 +75,21 @@ def test_expired_and_foreign_tokens_are_refused(client: TestClient) -> None:
         assert r.status_code == 401
 
 
-def test_login_attempts_are_rate_limited(client_factory: ClientFactory) -> None:
-    client = client_factory(rate_limit_burst=2, rate_limit_per_minute=1)
+def test_login_attempts_are_rate_limited_per_client_address(client_factory: ClientFactory) -> None:
+    client = client_factory(login_rate_limit_burst=2, login_rate_limit_per_minute=1)
     codes = [
         client.post("/v1/auth/login", json={"username": "admin", "password": "no"}).status_code
         for _ in range(3)
     ]
     assert codes == [401, 401, 429]
+
+
+def test_the_default_login_budget_is_a_handful_of_attempts_not_the_api_budget(client: TestClient) -> None:
+    codes = [
+        client.post("/v1/auth/login", json={"username": "admin", "password": "no"}).status_code
+        for _ in range(7)
+    ]
+    assert codes == [401] * 5 + [429] * 2
 
 
 def test_token_from_login_authenticates(client: TestClient) -> None:

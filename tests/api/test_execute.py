@@ -3,6 +3,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from quantum_router.users import create_user
 from tests.conftest import ClientFactory, login
 
 SIMPLE = {
@@ -56,7 +57,7 @@ def test_variation_count_and_forced_model_are_honoured(client: TestClient, auth:
 
 def test_second_identical_request_is_a_cache_hit(client: TestClient, auth: dict[str, str]) -> None:
     first = client.post("/v1/execute", json=SIMPLE, headers=auth).json()
-    again = {**SIMPLE, "prompt": SIMPLE["prompt"].upper() + "  "}
+    again = {**SIMPLE, "prompt": SIMPLE["prompt"] + "  \r\n"}  # line endings and trailing space only
     second = client.post("/v1/execute", json=again, headers=auth).json()
     assert second["cache"] == "hit"
     assert second["answer"] == first["answer"]
@@ -147,6 +148,8 @@ def test_a_paid_answer_is_cached_even_when_its_experience_cannot_be_written(
     auth = login(client)
     services = client.app.state.services  # type: ignore[attr-defined]
     primary = services.db.primary
+    # The token's user is looked up once per cache period: that happens here, while the database is up.
+    assert client.get("/v1/jobs/none", headers=auth).status_code == 404
     # The primary fails after the upstream call: every connection to a file in a missing directory fails.
     dead = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
     services.db.primary = dead
@@ -170,6 +173,9 @@ def test_a_queued_experience_survives_a_database_outage(
     # is back.
     client = client_factory()
     auth = login(client)
+    # An authenticated call first: a token's user is then cached (QR_API_KEY_CACHE_SECONDS), as it is for
+    # the clients of a running service when its database goes away.
+    assert client.get("/v1/experiences", headers=auth).status_code == 200
     services = client.app.state.services  # type: ignore[attr-defined]
     primary = services.db.primary
     dead = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
@@ -184,3 +190,31 @@ def test_a_queued_experience_survives_a_database_outage(
         "/v1/feedback", json={"experience_id": answered.json()["experience_id"], "rating": 4}, headers=auth
     )
     assert rated.status_code == 200, rated.text
+
+
+def test_the_cache_is_per_user_by_default_and_shared_when_global(client_factory: ClientFactory) -> None:
+    for scope, expected in (("user", "miss"), ("global", "hit")):
+        client = client_factory(cache_scope=scope)
+        services = client.app.state.services  # type: ignore[attr-defined]
+        client.portal.call(create_user, services.db, f"eve-{scope}", "eve-password-1", ["user"])  # type: ignore[union-attr]
+        prompt = {**SIMPLE, "prompt": f"what did the admin ask ({scope})?"}
+        assert client.post("/v1/execute", json=prompt, headers=login(client)).json()["cache"] == "miss"
+        other = login(client, f"eve-{scope}", "eve-password-1")
+        # Per user, a hit would tell eve that someone sent this prompt within the last hour.
+        assert client.post("/v1/execute", json=prompt, headers=other).json()["cache"] == expected
+
+
+def test_code_prompts_differing_only_in_indentation_or_case_get_their_own_answers(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    flat = "def f(x):\nif x:\n    return 1\nreturn 2\n\nIs this valid?"
+    nested = "def f(x):\n    if x:\n        return 1\n    return 2\n\nIs this valid?"
+    body = {"persona": "developer", "task_type": "code_generation"}
+    assert client.post("/v1/execute", json={**body, "prompt": flat}, headers=auth).json()["cache"] == "miss"
+    assert client.post("/v1/execute", json={**body, "prompt": nested}, headers=auth).json()["cache"] == "miss"
+    assert (
+        client.post("/v1/execute", json={**body, "prompt": nested.upper()}, headers=auth).json()["cache"]
+        == "miss"
+    )
+    windows = nested.replace("\n", "\r\n") + "  \r\n"
+    assert client.post("/v1/execute", json={**body, "prompt": windows}, headers=auth).json()["cache"] == "hit"

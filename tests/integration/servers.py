@@ -122,6 +122,11 @@ class RedisClusterServers(ScriptStack):
         return self.env()["QR_REDIS_URL"]
 
     @property
+    def password(self) -> str:
+        """The password every node requires (the script's ``secrets`` file)."""
+        return read_env_file(self.state_dir / "secrets")["REDIS_PASSWORD"]
+
+    @property
     def node_ports(self) -> list[int]:
         """Client ports of the six nodes, in index order."""
         return [int(node.rsplit(":", 1)[1]) for node in self.env()["QR_REDIS_NODES"].split(",")]
@@ -152,7 +157,9 @@ class RedisClusterServers(ScriptStack):
 
     def role(self, index: int) -> str | None:
         """``master`` or ``slave`` as the node reports it, or None when it does not answer."""
-        client = redis.Redis(port=self.node_ports[index], socket_timeout=1, socket_connect_timeout=1)
+        client = redis.Redis(
+            port=self.node_ports[index], password=self.password, socket_timeout=1, socket_connect_timeout=1
+        )
         try:
             return str(client.info("replication")["role"])
         except redis.RedisError:
@@ -229,6 +236,16 @@ class StandaloneRedis:
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )  # fmt: skip
         _wait_for_ping(self.port, self._proc, timeout=20)
+
+    def pause(self) -> None:
+        """SIGSTOP the server: connections stay open and nothing answers (a hung server)."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT a server paused by :meth:`pause`."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGCONT)
 
     def finish(self) -> None:
         """Terminate the server, wait for exit (SIGKILL after 10 s) and delete the state dir."""

@@ -13,11 +13,13 @@ from fastapi.responses import JSONResponse
 
 from quantum_router.db.engine import DatabaseUnavailable
 from quantum_router.execution import UpstreamFailure
+from quantum_router.jobs import TooManyJobs
 from quantum_router.ratelimit import Verdict
 from quantum_router.routing import NoRoutableModel
 
 log = logging.getLogger(__name__)
 DB_RETRY_AFTER_SECONDS = 5
+JOB_RETRY_AFTER_SECONDS = 5
 
 
 class HTTPProblem(Exception):
@@ -149,6 +151,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _upstream(request: Request, exc: UpstreamFailure) -> JSONResponse:
         status, detail = describe(exc)
         return _problem(request, status, detail, "upstream_timeout" if exc.timed_out else "upstream_failed")
+
+    @app.exception_handler(TooManyJobs)
+    async def _too_many_jobs(request: Request, exc: TooManyJobs) -> JSONResponse:
+        # A job takes seconds to a few minutes; polling for one to finish first is the client's move.
+        return _problem(
+            request, 429, str(exc), "too_many_jobs", {"Retry-After": str(JOB_RETRY_AFTER_SECONDS)}
+        )
 
     @app.exception_handler(NoRoutableModel)
     async def _no_model(request: Request, exc: NoRoutableModel) -> JSONResponse:

@@ -1,5 +1,5 @@
-"""Request id, X-Process-Time, body-size guard, slow-request log, the request-duration histogram and the
-in-flight gauge.
+"""Request id, X-Process-Time, body-size guard (declared and chunked bodies alike), slow-request log, the
+request-duration histogram and the in-flight gauge.
 
 A plain ASGI middleware rather than ``BaseHTTPMiddleware``: it adds no task or stream copy per request.
 """
@@ -57,9 +57,12 @@ class RequestContextMiddleware:
         request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
         status = 500
         responded = False
+        rejected = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status, responded
+            nonlocal status, responded, rejected
+            if rejected:
+                return  # the 413 has been sent; the app's own answer to the cut-off body goes nowhere
             if message["type"] == "http.response.start":
                 status, responded = message["status"], True
                 extra = [
@@ -73,12 +76,36 @@ class RequestContextMiddleware:
             length = int(headers.get(b"content-length", b"0") or 0)
         except ValueError:
             length = 0
+        received = 0
+
+        async def receive_limited() -> Message:
+            # Content-Length is only a claim, and a chunked upload has none: count what actually arrives,
+            # so no body past the limit is ever held in memory, authenticated or not.
+            nonlocal received, rejected
+            if rejected:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    if not responded:
+                        await self._too_large(send_wrapper)
+                    # The app sees a client that went away: it stops reading, and whatever it still tries
+                    # to answer is dropped by send_wrapper. The server discards the rest of the upload.
+                    rejected = True
+                    return {"type": "http.disconnect"}
+            return message
+
         try:
             if length > self.max_body_bytes:
                 await self._too_large(send_wrapper)
             else:
-                await self.app(scope, receive, send_wrapper)
+                await self.app(scope, receive_limited, send_wrapper)
         except Exception:
+            if rejected:
+                # The app failed to read a body we cut off after answering 413: expected, not an error.
+                self._observe(scope, status, started, request_id)
+                return
             # The app's handler for unexpected errors answers from outside this middleware, where the
             # response would get no request id: answer here (it then only logs), count it, and re-raise.
             if not responded:

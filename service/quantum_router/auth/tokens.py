@@ -21,6 +21,7 @@ class Principal:
     username: str
     roles: tuple[str, ...]
     via: str  # "token" or "api_key"
+    issued_at: int | None = None  # a token's ``iat`` (seconds since the epoch); None for an API key
 
 
 class InvalidCredentials(Exception):
@@ -51,7 +52,13 @@ def verify_token(secret: str, issuer: str, token: str) -> Principal:
         )
     except jwt.PyJWTError as exc:
         raise InvalidCredentials(f"invalid token: {type(exc).__name__}") from exc
-    return Principal(str(claims["sub"]), str(claims.get("name", "")), tuple(claims.get("roles", [])), "token")
+    return Principal(
+        str(claims["sub"]),
+        str(claims.get("name", "")),
+        tuple(claims.get("roles", [])),
+        "token",
+        int(claims.get("iat", 0)),
+    )
 
 
 def new_api_key() -> tuple[str, str, str]:

@@ -22,6 +22,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import DataError, RedisClusterException, RedisError
 
 from quantum_router.cache.base import CacheUnavailable
+from quantum_router.cache.breaker import CircuitBreaker
 
 _T = TypeVar("_T")
 
@@ -45,6 +46,8 @@ class RedisCache:
         retries and topology refreshes; defaults to four socket timeouts.
     :param retries: how often a command is retried after a connection error (each retry re-reads
         the cluster topology first).
+    :param breaker: skips Redis for a while after a failure (shared with the rate limiter); by default
+        one of this cache's own that never opens.
     """
 
     name = "redis"
@@ -58,12 +61,14 @@ class RedisCache:
         socket_timeout: float = 0.25,
         operation_timeout: float | None = None,
         retries: int = 1,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         if socket_timeout <= 0:
             raise ValueError("socket_timeout must be positive")
         self._prefix = prefix
         self._timeout = operation_timeout if operation_timeout is not None else 4 * socket_timeout
         self.cluster = cluster
+        self._breaker = breaker or CircuitBreaker(0)
         self._client: Redis | RedisCluster = make_client(url, cluster, socket_timeout, retries)
 
     async def get(self, key: str) -> bytes | None:
@@ -100,15 +105,21 @@ class RedisCache:
         return self._prefix + key
 
     async def _call(self, command: Callable[[], Awaitable[_T]]) -> _T:
-        """Run one client call under the hard timeout, mapping outages to CacheUnavailable."""
+        """Run one client call under the hard timeout, mapping outages to CacheUnavailable; skipped at once
+        while the breaker is open."""
+        if not self._breaker.allow():
+            raise CacheUnavailable("redis skipped: it failed moments ago")
         try:
             async with asyncio.timeout(self._timeout):
-                return await command()
+                result = await command()
         except DataError:
             # We passed a bad argument: a bug to surface, not an outage to hide.
             raise
         except _UNAVAILABLE_ERRORS as exc:
+            self._breaker.failure(type(exc).__name__)
             raise CacheUnavailable(f"redis unavailable: {type(exc).__name__}: {exc}") from exc
+        self._breaker.success()
+        return result
 
 
 def make_client(url: str, cluster: bool, socket_timeout: float, retries: int) -> Redis | RedisCluster:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import time
@@ -12,19 +11,18 @@ from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from quantum_router.db.errors import CANDIDATE_ERRORS, sqlstate, unavailable_reason
 from quantum_router.db.pool import PoolStats, measured_pool
 from quantum_router.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Errors that mean "the server is unreachable, overloaded or timed out", as opposed to a bug in a query
-# (IntegrityError and ProgrammingError are DBAPIErrors too, and must not pass for an outage).
-UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, PoolTimeout, OSError, asyncio.TimeoutError)
+# asyncpg's own timeout comes this much after the server's statement_timeout: the server cancels first and
+# says so (57014) on a connection that stays usable; asyncpg's is the backstop for a server that went silent.
+_CLIENT_TIMEOUT_MARGIN_SECONDS = 1.0
 
 
 class DatabaseUnavailable(Exception):
@@ -60,7 +58,7 @@ def create_engine(
             pool_timeout=settings.db_pool_timeout_seconds,
             connect_args={
                 "timeout": timeout,
-                "command_timeout": timeout,
+                "command_timeout": timeout + _CLIENT_TIMEOUT_MARGIN_SECONDS,
                 "server_settings": {"statement_timeout": str(int(timeout * 1000))},
             },
         )
@@ -100,8 +98,9 @@ class Database:
         try:
             async with self.write_session() as session, session.begin():
                 result = await work(session)
-        except UNAVAILABLE_ERRORS as exc:
-            raise DatabaseUnavailable(f"primary database unavailable: {type(exc).__name__}") from exc
+        except CANDIDATE_ERRORS as exc:
+            await self._primary_failed(exc)
+            raise
         if self.replicas:
             for who in {owner, *owners} - {None}:
                 assert who is not None
@@ -119,8 +118,21 @@ class Database:
         try:
             async with self.write_session() as session:
                 return await work(session)
-        except UNAVAILABLE_ERRORS as exc:
-            raise DatabaseUnavailable(f"primary database unavailable: {type(exc).__name__}") from exc
+        except CANDIDATE_ERRORS as exc:
+            await self._primary_failed(exc)
+            raise
+
+    async def _primary_failed(self, exc: BaseException) -> None:
+        """Raise DatabaseUnavailable when ``exc`` is an outage; return (the caller re-raises) for a bug."""
+        reason = unavailable_reason(exc)
+        if reason is None:
+            return
+        if sqlstate(exc) == "25006":
+            # The primary's address now reaches a read-only server (a failover under way). Pooled connections
+            # would keep reaching it and pass pre-ping: open new ones, which follow the address to the new
+            # primary once it is promoted.
+            await self.primary.dispose()
+        raise DatabaseUnavailable(f"primary database unavailable: {reason}") from exc
 
     async def read(self, work: Callable[[AsyncSession], Awaitable[T]], owner: str | None = None) -> T:
         """Read on a healthy replica (round-robin), falling back to the primary when none answers.
@@ -138,8 +150,11 @@ class Database:
             try:
                 async with self._replica_sessions[i]() as session:
                     return await work(session)
-            except UNAVAILABLE_ERRORS as exc:
-                log.warning("replica %d unavailable (%s); trying the next", i, type(exc).__name__)
+            except CANDIDATE_ERRORS as exc:
+                reason = unavailable_reason(exc)
+                if reason is None:
+                    raise
+                log.warning("replica %d unavailable (%s); trying the next", i, reason)
                 self._down_until[i] = now + self._retry
         return await self.read_primary(work)
 
@@ -149,7 +164,9 @@ class Database:
             async with self.primary.connect() as conn:
                 await conn.execute(text("SELECT 1"))
             return True
-        except UNAVAILABLE_ERRORS:
+        except CANDIDATE_ERRORS as exc:
+            if unavailable_reason(exc) is None:
+                raise
             return False
 
     async def dispose(self) -> None:

@@ -64,6 +64,7 @@ class ExperienceWriter:
         self._by_owner: defaultdict[str, set[asyncio.Future[str]]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._writing = 0  # rows taken off the queue and not yet settled
 
     def start(self) -> None:
         """Start the writing task (on the running loop)."""
@@ -128,11 +129,13 @@ class ExperienceWriter:
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             self._metrics.experience_queue_depth.set(self._queue.qsize())
+            self._writing = len(batch)
             try:
                 await self._flush(batch)
             except Exception:  # a bug here must not stop every later write; the callers got the error
                 log.exception("experience batch failed")
             finally:
+                self._writing = 0
                 for _, _, done in batch:
                     _settle(done, WriterClosed("the experience writer stopped"))
                     self._queue.task_done()

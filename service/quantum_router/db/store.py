@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from quantum_router.db.models import ApiKey, Experience, Job, PolicyArtifact, User, utcnow
@@ -28,6 +28,39 @@ async def add_user(session: AsyncSession, username: str, password_hash: str, rol
     session.add(user)
     await session.flush()
     return user
+
+
+async def set_password(session: AsyncSession, user: User, password_hash: str) -> None:
+    """Replace a user's password; bearer tokens issued before now stop working."""
+    user.password_hash = password_hash
+    user.tokens_valid_after = _whole_second(utcnow())
+    await session.flush()
+
+
+async def set_disabled(session: AsyncSession, user: User, disabled: bool) -> None:
+    """Disable or re-enable a user; disabling also ends every bearer token issued so far."""
+    user.disabled = disabled
+    if disabled:
+        user.tokens_valid_after = _whole_second(utcnow())
+    await session.flush()
+
+
+def _whole_second(moment: datetime) -> datetime:
+    # Token issue times are whole seconds: a cut-off with a fraction would refuse a token issued in the
+    # same second after it (at the cost of accepting one issued in that second before it).
+    return moment.replace(microsecond=0)
+
+
+async def api_keys_of(session: AsyncSession, user_id: str) -> Sequence[ApiKey]:
+    """A user's API keys, oldest first."""
+    query = select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.created_at, ApiKey.id)
+    return (await session.execute(query)).scalars().all()
+
+
+async def revoke_api_key(session: AsyncSession, prefix: str) -> bool:
+    """Mark the key with this prefix revoked; False when there is none."""
+    result = await session.execute(update(ApiKey).where(ApiKey.prefix == prefix).values(revoked=True))
+    return bool(getattr(result, "rowcount", 0))
 
 
 async def api_key_by_prefix(session: AsyncSession, prefix: str) -> tuple[ApiKey, User] | None:
@@ -102,9 +135,9 @@ async def experiences_since(
     return list(reversed((await session.execute(query)).scalars().all()))
 
 
-async def add_job(session: AsyncSession, user_id: str, request: dict[str, Any]) -> Job:
-    """Insert a pending job."""
-    job = Job(user_id=user_id, status="pending", request=request)
+async def add_job(session: AsyncSession, user_id: str, request: dict[str, Any], owner: str) -> Job:
+    """Insert a pending job run by process ``owner``, its lease renewed from now on."""
+    job = Job(user_id=user_id, status="pending", request=request, owner=owner, heartbeat_at=utcnow())
     session.add(job)
     await session.flush()
     return job
@@ -117,26 +150,54 @@ async def job_by_id(session: AsyncSession, job_id: str) -> Job | None:
 
 async def finish_job(
     session: AsyncSession, job_id: str, result: dict[str, Any] | None, error: dict[str, Any] | None
-) -> None:
-    """Store a job's result or error."""
+) -> bool:
+    """Store a pending job's result or error; False when the job had already ended (a lapsed lease failed
+    it meanwhile), which is then left as it was: a final state is final."""
     status = "succeeded" if error is None else "failed"
-    await session.execute(
+    outcome = await session.execute(
         update(Job)
-        .where(Job.id == job_id)
+        .where(Job.id == job_id, Job.status == "pending")
         .values(status=status, result=result, error=error, updated_at=utcnow())
     )
+    return bool(getattr(outcome, "rowcount", 0))
 
 
-async def fail_unfinished_jobs(session: AsyncSession) -> int:
-    """Mark jobs left pending by a previous process as failed; their tasks died with it."""
-    result = await session.execute(
-        update(Job)
-        .where(Job.status == "pending")
-        .values(
-            status="failed", error={"status": 503, "detail": "interrupted by a restart"}, updated_at=utcnow()
-        )
+async def pending_jobs_of(session: AsyncSession, user_id: str) -> int:
+    """How many of a user's jobs are still running."""
+    query = select(func.count()).select_from(Job).where(Job.user_id == user_id, Job.status == "pending")
+    return int((await session.execute(query)).scalar_one())
+
+
+async def purge_jobs(session: AsyncSession, finished_before: datetime) -> int:
+    """Delete the jobs that ended before ``finished_before`` (their results with them)."""
+    outcome = await session.execute(
+        delete(Job).where(Job.status != "pending", Job.updated_at < finished_before)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return int(getattr(outcome, "rowcount", 0) or 0)
+
+
+async def renew_job_leases(session: AsyncSession, owner: str) -> int:
+    """Renew the lease of every pending job of process ``owner``."""
+    outcome = await session.execute(
+        update(Job).where(Job.owner == owner, Job.status == "pending").values(heartbeat_at=utcnow())
+    )
+    return int(getattr(outcome, "rowcount", 0) or 0)
+
+
+async def fail_jobs(
+    session: AsyncSession, detail: str, *, owner: str | None = None, lapsed_before: datetime | None = None
+) -> int:
+    """Fail pending jobs as interrupted: those of process ``owner``, or those whose lease was last renewed
+    before ``lapsed_before`` (a job without a lease, from before leases, counts from its last update)."""
+    query = update(Job).where(Job.status == "pending")
+    if owner is not None:
+        query = query.where(Job.owner == owner)
+    if lapsed_before is not None:
+        query = query.where(func.coalesce(Job.heartbeat_at, Job.updated_at) < lapsed_before)
+    outcome = await session.execute(
+        query.values(status="failed", error={"status": 503, "detail": detail}, updated_at=utcnow())
+    )
+    return int(getattr(outcome, "rowcount", 0) or 0)
 
 
 # By publication time, as the poller compares them: concurrent publishers can insert out of that order.

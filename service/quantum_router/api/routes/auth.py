@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from quantum_router.api.deps import ServicesDep
 from quantum_router.api.errors import HTTPProblem, rate_limited
 from quantum_router.api.schemas import ErrorResponse, LoginRequest, TokenResponse
+from quantum_router.auth.authenticator import client_key
 from quantum_router.auth.passwords import verify_password
 from quantum_router.auth.tokens import issue_token
 from quantum_router.db import store
 from quantum_router.db.models import User
+from quantum_router.ratelimit import Budget
 
 router = APIRouter(tags=["auth"])
 
@@ -23,9 +25,13 @@ router = APIRouter(tags=["auth"])
     response_model=TokenResponse,
     responses={401: {"model": ErrorResponse}, 429: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
 )
-async def login(body: LoginRequest, services: ServicesDep) -> TokenResponse:
+async def login(body: LoginRequest, request: Request, services: ServicesDep) -> TokenResponse:
     """Exchange credentials for a JWT; wrong username and wrong password look the same."""
-    verdict = await services.limiter.hit(f"login:{body.username}")
+    # Per client address, not per username: a budget per username would let anyone lock a chosen user out.
+    address = client_key(request.client.host if request.client else None)
+    settings = services.settings
+    budget = Budget(settings.login_rate_limit_per_minute, settings.login_rate_limit_burst)
+    verdict = await services.limiter.hit(f"login:{address}", budget)
     if not verdict.allowed:
         raise rate_limited(verdict, "too many login attempts")
 
@@ -41,7 +47,6 @@ async def login(body: LoginRequest, services: ServicesDep) -> TokenResponse:
         raise HTTPProblem(
             401, "invalid username or password", "unauthenticated", {"WWW-Authenticate": "Bearer"}
         )
-    settings = services.settings
     token = issue_token(
         services.jwt_secret,
         settings.jwt_issuer,

@@ -151,7 +151,7 @@ async def start_services(settings: Settings, metrics: Metrics, describe_error: E
     )
     services.background.append(asyncio.create_task(policies.poll(db, settings.policy_poll_seconds, cache)))
     # Its first round fails the jobs of replicas that died; it never touches those of live replicas.
-    services.background.append(asyncio.create_task(services.jobs.maintain()))
+    services.jobs.start()
     return services
 
 

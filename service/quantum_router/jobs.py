@@ -12,6 +12,7 @@ period, and the prompt is never stored with a job (only its digest): the running
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -77,6 +78,12 @@ class JobRunner:
         self._retention = retention_seconds
         self._tasks: set[asyncio.Task[None]] = set()
         self.owner = process_identity()
+        self._stopping = asyncio.Event()
+        self._maintenance: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the maintenance rounds (:meth:`maintain`); :meth:`close` stops them."""
+        self._maintenance = asyncio.create_task(self.maintain())
 
     async def submit(self, user_id: str, request: ExecuteRequest) -> str:
         """Persist a pending job and start it; returns the job id.
@@ -146,17 +153,23 @@ class JobRunner:
             log.info("purged %d job(s) past the retention period", purged)
 
     async def maintain(self) -> None:
-        """Run :meth:`maintain_once` every third of the lease, for good (a failed round is logged)."""
+        """Run :meth:`maintain_once` every third of the lease until :meth:`close` (a failed round is
+        logged). A round in progress is let finish rather than cancelled half-way through its write."""
         # (A purge that falls behind only keeps rows longer; it catches up on the next round.)
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self.maintain_once()
             except Exception:  # the loop must outlive any one round, database outages included
                 log.exception("job maintenance failed; retrying")
-            await asyncio.sleep(self._lease / 3)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._lease / 3)
 
     async def close(self) -> None:
-        """Cancel running jobs and fail them at once (rather than when their lease lapses)."""
+        """Stop maintenance, cancel running jobs and fail them at once (rather than when their lease
+        lapses)."""
+        self._stopping.set()
+        if self._maintenance is not None:
+            await self._maintenance
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     auth_failures_per_minute: int = Field(
         30,
         ge=1,
-        description="Failed authentications per client address a minute; past them, credentials that need a "
+        description="Failed authentications per client address a minute; past them, API keys that need a "
         "database lookup get 429 from that address.",
     )
     auth_failure_burst: int = Field(

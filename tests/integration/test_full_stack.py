@@ -248,7 +248,9 @@ def test_a_policy_published_through_redis_reaches_a_replica_while_the_database_i
         policy = _always(published.policies.current, "cheap", version)
         publisher.portal.call(publish_policy, published.db, policy, published.cache)  # type: ignore[union-attr]
         postgres_stack.stop_node("primary")
-        # The replica's next poll, with the database gone: Redis alone must carry the new policy.
+        # The replica's next poll, with the database gone: Redis alone must carry the new policy. (Its own
+        # poller's first round, at start, may have found it in Redis already, on a slow machine.)
         services = replica.app.state.services  # type: ignore[attr-defined]
-        assert replica.portal.call(services.policies.refresh, services.db, services.cache)  # type: ignore[union-attr]
+        if services.policies.current.version != version:
+            assert replica.portal.call(services.policies.refresh, services.db, services.cache)  # type: ignore[union-attr]
         assert replica.get("/v1/capabilities").json()["policy_version"] == version

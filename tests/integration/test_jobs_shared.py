@@ -32,6 +32,13 @@ _SLOW_JOB = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _healthy(postgres_stack: PostgresStack) -> None:
+    """Every test starts with the stack up, whatever an earlier test stopped."""
+    postgres_stack.start_all()
+    postgres_stack.wait_replicating(120)
+
+
 @contextmanager
 def _replica(tmp_path: Path, pg: PostgresStack, **overrides: Any) -> Iterator[TestClient]:
     """One replica of the service on the shared primary."""

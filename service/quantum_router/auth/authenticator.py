@@ -6,8 +6,9 @@ key, a disabled user's keys and tokens, and tokens issued before a password rota
 the cached entry has expired.
 
 Every refusal of an API key says the same thing (unknown, wrong secret, revoked, owner disabled), so a
-client cannot tell which keys exist. Failures are counted per client address; once an address has spent
-its failure budget, its credentials that would need a database round trip get 429 without one.
+client cannot tell which keys exist. Failures (of keys and of tokens) are counted per client address; once
+an address has spent its failure budget, its API keys that would need a database round trip get 429
+without one. (A token's signature is checked before any lookup, so forged tokens never reach it.)
 """
 
 from __future__ import annotations

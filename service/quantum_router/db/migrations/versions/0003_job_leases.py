@@ -1,4 +1,5 @@
-"""jobs.owner and jobs.heartbeat_at: a job belongs to the process running it, which renews a lease
+"""jobs.owner and jobs.heartbeat_at: a job belongs to the process running it, which renews a lease;
+an index on jobs.updated_at for the retention purge
 
 Revision ID: 0003
 Revises: 0002
@@ -20,9 +21,11 @@ def upgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("owner", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.create_index(batch_op.f("ix_jobs_updated_at"), ["updated_at"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_jobs_updated_at"))
         batch_op.drop_column("heartbeat_at")
         batch_op.drop_column("owner")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -29,6 +30,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = await start_services(settings, app_metrics, describe)
+        # Everything built so far lives as long as the process: moved out of the collector's reach, full
+        # collections no longer walk it, which shortens the pauses that make up the latency tail.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

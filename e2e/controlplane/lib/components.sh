@@ -78,6 +78,8 @@ start_kwok() {
 # Fake nodes, large enough that tests never run out of cpu, memory or pod slots.
 apply_nodes() {
   local i n=${QR_KWOK_NODES:-2}
+  # QR_KWOK_NODES=0: no fake nodes (with a real node, every pod then runs for real).
+  ((n > 0)) || return 0
   for ((i = 0; i < n; i++)); do
     cat <<NODE
 ---

@@ -104,7 +104,22 @@ def router(real_node: RealNodeCluster, ns: str) -> client.V1Service:
         return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
 
     kube.poll("router pod Ready on the real node", ready, timeout_s=120)
-    return core.read_namespaced_service("router", ns)
+    service: client.V1Service = core.read_namespaced_service("router", ns)
+    # kube-proxy programs the Service a moment after the endpoint turns ready (until then the
+    # ClusterIP has no rule and the host reports EHOSTUNREACH): wait for it, bounded.
+    kube.poll(
+        "kube-proxy rules for the router Service", lambda: _health(service.spec.cluster_ip), timeout_s=30
+    )
+    return service
+
+
+def _health(cluster_ip: str) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(f"http://{cluster_ip}:8000/v1/health", timeout=5) as resp:
+            body: dict[str, Any] = json.loads(resp.read())
+            return body if resp.status == 200 else None
+    except OSError:
+        return None
 
 
 def test_node_runs_containerd_and_the_addons(real_node: RealNodeCluster) -> None:
@@ -135,6 +150,11 @@ def test_router_answers_through_its_cluster_ip_from_the_host(router: client.V1Se
     with urllib.request.urlopen(url, timeout=10) as resp:
         assert resp.status == 200
         assert json.loads(resp.read())["status"] == "ok"
+    # From the host, Services are reached from the node IP (the Service range's route says so).
+    route = subprocess.run(
+        ["ip", "-4", "route", "get", router.spec.cluster_ip], capture_output=True, text=True
+    )
+    assert f"dev qr-svc0 src {POD_CIDR_PREFIX}1" in route.stdout
 
 
 def test_router_answers_through_its_dns_name_from_another_pod(

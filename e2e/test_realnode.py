@@ -152,7 +152,7 @@ def test_router_answers_through_its_cluster_ip_from_the_host(router: client.V1Se
         assert json.loads(resp.read())["status"] == "ok"
     # From the host, Services are reached from the node IP (the Service range's route says so).
     route = subprocess.run(
-        ["ip", "-4", "route", "get", router.spec.cluster_ip], capture_output=True, text=True
+        ["ip", "-4", "route", "get", router.spec.cluster_ip], capture_output=True, text=True, check=True
     )
     assert f"dev qr-svc0 src {POD_CIDR_PREFIX}1" in route.stdout
 

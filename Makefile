@@ -87,8 +87,9 @@ crds: $(VENV)/.synced
 images: $(VENV)/.synced
 	images/build.sh all
 
+# REAL_NODE=1 adds a node that runs real containers (root; see docs/testing.md).
 cluster-up:
-	@e2e/controlplane/cluster.sh up
+	@e2e/controlplane/cluster.sh up $(if $(REAL_NODE),--real-node)
 
 cluster-down:
 	@e2e/controlplane/cluster.sh down

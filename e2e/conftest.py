@@ -3,6 +3,8 @@
 `kube_cluster` builds (first run only, cached outside the repository) and starts etcd,
 kube-apiserver, kube-controller-manager, kube-scheduler and kwok through
 e2e/controlplane/cluster.sh, in a state directory of its own, and stops it at session end.
+`real_node` does the same with `--real-node` (a node that runs containers; root only), and
+records the host's state first so a test can check that `down` leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class KubeCluster:
     """A running control plane: paths, the reported server version, and an API client."""
 
     state_dir: Path
+    real_node: bool = False
     kubeconfig: Path = field(init=False)
     bin_dir: Path = field(init=False)
     server_version: str = field(init=False, default="")
@@ -80,8 +83,9 @@ class KubeCluster:
     def script(self, command: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
         """Run cluster.sh COMMAND for this state dir; output is echoed for the test log."""
         env = {**os.environ, "QR_CLUSTER_DIR": str(self.state_dir)}
+        flags = ["--real-node"] if self.real_node and command in ("build", "up") else []
         proc = subprocess.run(
-            [str(CLUSTER_SH), command],
+            [str(CLUSTER_SH), command, *flags],
             env=env,
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -187,3 +191,118 @@ def namespace(kube_cluster: KubeCluster) -> Iterator[str]:
     finally:
         # The restart test may have reconnected on a new port: use the current client.
         kube_cluster.core().delete_namespace(name)
+
+
+# What a real node may change on the host (e2e/controlplane/lib/node-net.sh); `down` must restore all.
+HOST_SYSCTLS = (
+    "vm.overcommit_memory",
+    "vm.panic_on_oom",
+    "kernel.panic",
+    "kernel.panic_on_oops",
+    "kernel.keys.root_maxkeys",
+    "kernel.keys.root_maxbytes",
+    "net.ipv4.ip_forward",
+    "net.ipv4.conf.all.forwarding",
+    "net.ipv4.conf.all.route_localnet",
+    "net.ipv6.conf.all.forwarding",
+    "net.bridge.bridge-nf-call-iptables",
+    "net.bridge.bridge-nf-call-ip6tables",
+    "net.netfilter.nf_conntrack_max",
+)
+HOST_PATHS = (
+    "/var/lib/kubelet",
+    "/var/log/containers",
+    "/var/log/pods",
+    "/run/containerd",
+    "/run/nri",
+    "/var/lib/cni",
+    "/opt/cni",
+    "/opt/containerd",
+    "/usr/libexec/kubernetes",
+    "/etc/kubernetes",
+)
+NODE_PROCESS_NAMES = frozenset(
+    {"kubelet", "containerd", "containerd-shim", "containerd-shim-runc-v2", "kube-proxy", "coredns", "pause"}
+    | {"metrics-server"}
+)
+
+
+def _run_text(*argv: str) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30).stdout
+
+
+def _iptables_rules(save: str) -> list[str]:
+    """iptables-save output without comments and packet counters: the rules and chains only."""
+    lines = []
+    for line in _run_text(save).splitlines():
+        if line.startswith("#"):
+            continue
+        lines.append(line.split(" [", 1)[0] if line.startswith(":") else line)
+    return lines
+
+
+def _node_processes() -> list[str]:
+    """Processes that belong to a real node: by name, or living in a kubepods cgroup."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            comm = (proc / "comm").read_text().strip()
+            cgroups = (proc / "cgroup").read_text()
+        except OSError:
+            continue
+        if comm in NODE_PROCESS_NAMES or "/kubepods" in cgroups:
+            found.append(f"{proc.name} {comm}")
+    return found
+
+
+def host_snapshot() -> dict[str, Any]:
+    """The host state a real node touches: interfaces, routes, iptables and nftables, sysctls,
+    mount points, host paths, kubepods cgroups and node processes."""
+    sysctls = {}
+    for name in HOST_SYSCTLS:
+        path = Path("/proc/sys") / name.replace(".", "/")
+        sysctls[name] = path.read_text().strip() if path.exists() else None
+    return {
+        "interfaces": sorted(p.name for p in Path("/sys/class/net").iterdir()),
+        "routes": sorted(_run_text("ip", "-4", "route", "show", "table", "all").splitlines()),
+        "iptables": _iptables_rules("iptables-save"),
+        "ip6tables": _iptables_rules("ip6tables-save"),
+        "nft tables": sorted(_run_text("nft", "list", "tables").splitlines()),
+        "sysctls": sysctls,
+        "mounts": sorted(line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()),
+        "host paths": sorted(p for p in HOST_PATHS if Path(p).exists()),
+        "kubepods cgroups": sorted(str(p) for p in Path("/sys/fs/cgroup").glob("*/kubepods")),
+        "node processes": _node_processes(),
+    }
+
+
+@dataclass
+class RealNodeCluster:
+    """A control plane with a real node, and the host's state from before it started."""
+
+    cluster: KubeCluster
+    before: dict[str, Any]
+    node_name: str = "qr-real-node"
+
+    # Reached through the fixture (e2e is not a package).
+    snapshot = staticmethod(host_snapshot)
+
+
+@pytest.fixture(scope="session")
+def real_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNodeCluster]:
+    """ONE control plane with a real node per session (its own state dir), stopped at the end."""
+    if os.geteuid() != 0:
+        pytest.fail(
+            "the real-node tests need root (they create bridges, iptables rules, mounts and cgroups); "
+            "run them as root, or deselect them with -m 'not realnode'",
+            pytrace=False,
+        )
+    before = host_snapshot()
+    cluster = KubeCluster(state_dir=tmp_path_factory.mktemp("real-node"), real_node=True)
+    try:
+        cluster.up()
+        yield RealNodeCluster(cluster=cluster, before=before)
+    finally:
+        cluster.down()

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
 # Local Kubernetes control plane for tests: etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler and kwok (fake nodes), built from pinned sources, no Docker.
-#   cluster.sh build | up | down | status
+# kube-scheduler and kwok (fake nodes), built from pinned sources, no Docker. With --real-node
+# (root only) also a real node that runs containers: containerd, kubelet, kube-proxy, CNI bridge,
+# CoreDNS and metrics-server (lib/node*.sh; one per machine).
+#   cluster.sh build [--real-node] | up [--real-node] | down | status
 # Binaries:  ${QR_CACHE:-$HOME/.cache/quantum-router}/k8s/<versions>/bin
 # State:     ${QR_CLUSTER_DIR:-${TMPDIR:-/tmp}/quantum-router-cluster}
 # Progress goes to stderr; stdout ends with `export KUBECONFIG=...` and `export PATH=...`.
@@ -30,6 +32,12 @@ source "$CP_DIR/lib/pki.sh"
 source "$CP_DIR/lib/procs.sh"
 # shellcheck source=lib/components.sh
 source "$CP_DIR/lib/components.sh"
+# shellcheck source=lib/node-build.sh
+source "$CP_DIR/lib/node-build.sh"
+# shellcheck source=lib/node-net.sh
+source "$CP_DIR/lib/node-net.sh"
+# shellcheck source=lib/node.sh
+source "$CP_DIR/lib/node.sh"
 
 APT_UPDATED=""
 # apt_install PACKAGE...: Debian packages, with one `apt-get update` first (CI: root, no stdin).
@@ -70,9 +78,25 @@ print_exports() {
   echo "export PATH=$BIN_DIR:\$PATH"
 }
 
+# What the real node needs from Debian: runc, iptables (kube-proxy), nft (cleanup of the tables
+# iptables-nft creates), buildah and gcc (its images, when not cached).
+ensure_node_tools() {
+  local t missing=()
+  ((EUID == 0)) || die "--real-node needs root (network, mounts, cgroups); run as root"
+  for t in runc iptables nft ip; do command -v "$t" >/dev/null || missing+=("$t"); done
+  ((${#missing[@]} == 0)) || apt_install runc iptables nftables iproute2
+}
+
 cmd_up() {
+  REAL_NODE=""
+  [[ ${1:-} != --real-node ]] || REAL_NODE=1
   ensure_tools
   ensure_binaries
+  if [[ -n $REAL_NODE ]]; then
+    ensure_node_tools
+    ensure_node_binaries
+    node_mode
+  fi
   mkdir -p "$STATE/logs" "$STATE/run"
   local n t0=$SECONDS
   n=$(running_count)
@@ -81,15 +105,30 @@ cmd_up() {
     print_exports
     return 0
   fi
-  # Half up (a component crashed): start over from a clean slate; etcd data is kept.
-  ((n == 0)) || cmd_down
+  # Half up (a component crashed), or a real node's host state left by a run that died: start over
+  # from a clean slate; etcd data is kept.
+  if ((n > 0)) || has_real_node; then cmd_down; fi
   trap on_up_exit EXIT
   ensure_pki
+  if [[ -n $REAL_NODE ]]; then
+    # One real node per machine: under a lock, refuse if another state dir owns the bridges; then
+    # the marker, so that from here on `down` knows it has host state to undo.
+    local lockfd
+    exec {lockfd}>"$NODE_ROOT/.real-node.lock"
+    flock "$lockfd"
+    check_no_conflict
+    mkdir -p "$NODE_DIR"
+    echo "NODE_ROOT=$NODE_ROOT" >"$NODE_DIR/real-node.env"
+    save_host_state
+    net_up
+    exec {lockfd}>&-
+    ensure_node_pki
+  fi
   choose_ports
   write_kubeconfig "$STATE/admin.kubeconfig" admin
   write_kubeconfig "$STATE/controller-manager.kubeconfig" controller-manager
   write_kubeconfig "$STATE/scheduler.kubeconfig" scheduler
-  log "starting in $STATE (api https://127.0.0.1:$PORT_APISERVER)"
+  log "starting in $STATE (api https://$API_ADDR:$PORT_APISERVER)"
   start_etcd
   start_apiserver
   start_controller_manager
@@ -101,15 +140,32 @@ cmd_up() {
   wait_for 60 "kwok nodes Ready" nodes_ready
   # Pods cannot be admitted in a namespace until its default ServiceAccount exists.
   wait_for 60 "default ServiceAccount" kctl get serviceaccount default -n default
+  [[ -z $REAL_NODE ]] || start_real_node
   trap - EXIT
   echo "# start took $((SECONDS - t0)) s (binaries from the cache; build time not included)"
   print_exports
 }
 
+# A real node was started in this state dir (and may have left host state behind).
+has_real_node() { [[ -f $NODE_DIR/real-node.env ]]; }
+
 cmd_down() {
   local i c
-  # Reverse order: clients first, etcd last.
-  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do stop_proc "${COMPONENTS[i]}"; done
+  if has_real_node; then
+    ((EUID == 0)) || die "this state dir has a real node; its cleanup needs root"
+    # shellcheck disable=SC1091
+    source "$NODE_DIR/real-node.env"
+    [[ " ${COMPONENTS[*]} " == *" kubelet "* ]] || COMPONENTS+=(containerd kubelet kube-proxy)
+  fi
+  # Reverse order: the node first, then clients, etcd last. The node's pods go before the control
+  # plane: the API server's shutdown otherwise waits on the connections of CoreDNS and
+  # metrics-server (30 s, then SIGKILL).
+  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
+    [[ ${COMPONENTS[i]} != kwok ]] || ! has_real_node || kill_node_processes
+    stop_proc "${COMPONENTS[i]}"
+  done
+  # Pods, shims, mounts, iptables, interfaces, sysctls, host paths, cgroups.
+  if has_real_node; then node_cleanup; fi
   if [[ -f $STATE/ports.env ]]; then
     # shellcheck disable=SC1091
     source "$STATE/ports.env"
@@ -125,6 +181,7 @@ cmd_down() {
 
 cmd_status() {
   local c rc=0
+  if has_real_node; then COMPONENTS+=(containerd kubelet kube-proxy); fi
   for c in "${COMPONENTS[@]}"; do
     if is_running "$c"; then echo "$c running pid $(pid_of "$c")"; else echo "$c stopped"; rc=1; fi
   done
@@ -134,11 +191,15 @@ cmd_status() {
 
 main() {
   case "${1:-}" in
-    build) ensure_tools && ensure_binaries && echo "export PATH=$BIN_DIR:\$PATH" ;;
-    up) cmd_up ;;
+    build)
+      ensure_tools && ensure_binaries
+      [[ ${2:-} != --real-node ]] || ensure_node_binaries
+      echo "export PATH=$BIN_DIR:\$PATH"
+      ;;
+    up) cmd_up "${2:-}" ;;
     down) cmd_down ;;
     status) cmd_status ;;
-    *) die "usage: cluster.sh build|up|down|status" ;;
+    *) die "usage: cluster.sh build [--real-node] | up [--real-node] | down | status" ;;
   esac
 }
 

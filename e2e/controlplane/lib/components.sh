@@ -5,6 +5,11 @@
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 # Scale benchmarks need more Service addresses than the default /24 holds.
 SERVICE_CIDR=${QR_SERVICE_CIDR:-10.0.0.0/24}
+# Pod IPs kwok hands to pods on its fake nodes (nothing answers there; a real node routes the range
+# to `unreachable`).
+KWOK_POD_CIDR=10.244.0.0/16
+# Where the API server listens: loopback, or the node IP with a real node (lib/node.sh node_mode).
+API_ADDR=127.0.0.1
 # Client rate limits of the controllers and the scheduler (Kubernetes defaults: 20/30 and 50/100);
 # a scale benchmark raises them so the control plane, not a client throttle, is what it measures.
 CLIENT_QPS=${QR_CLIENT_QPS:-}
@@ -23,14 +28,16 @@ start_etcd() {
 }
 
 start_apiserver() {
-  local p="$STATE/pki"
+  local p="$STATE/pki" net
   # Loopback cannot be an Endpoints address, so the "kubernetes" Service gets no endpoint
-  # reconciler; clients talk to 127.0.0.1 directly.
+  # reconciler; clients talk to 127.0.0.1 directly. A real node's pods need the Service, so there
+  # the API server listens on the node IP instead (node_apiserver_flags).
+  net=(--bind-address=127.0.0.1 --advertise-address=127.0.0.1 --endpoint-reconciler-type=none
+    --tls-cert-file="$p/apiserver.crt" --tls-private-key-file="$p/apiserver.key")
+  [[ -z ${REAL_NODE:-} ]] || mapfile -t net < <(node_apiserver_flags)
   start_proc kube-apiserver "$BIN_DIR/kube-apiserver" \
-    --etcd-servers="http://127.0.0.1:$PORT_ETCD" \
-    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$PORT_APISERVER" \
-    --cert-dir="$STATE/run/apiserver-certs" --endpoint-reconciler-type=none \
-    --tls-cert-file="$p/apiserver.crt" --tls-private-key-file="$p/apiserver.key" \
+    --etcd-servers="http://127.0.0.1:$PORT_ETCD" "${net[@]}" --secure-port="$PORT_APISERVER" \
+    --cert-dir="$STATE/run/apiserver-certs" \
     --client-ca-file="$p/ca.crt" --authorization-mode=Node,RBAC \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$p/sa.pub" --service-account-signing-key-file="$p/sa.key" \
@@ -65,12 +72,14 @@ start_kwok() {
   start_proc kwok "$BIN_DIR/kwok" --kubeconfig="$STATE/admin.kubeconfig" \
     --config="$KWOK_STAGES" --manage-all-nodes=false \
     --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
-    --cidr=10.244.0.0/16 --node-ip=10.0.0.2 --node-lease-duration-seconds=40
+    --cidr="$KWOK_POD_CIDR" --node-ip=10.0.0.2 --node-lease-duration-seconds=40
 }
 
 # Fake nodes, large enough that tests never run out of cpu, memory or pod slots.
 apply_nodes() {
   local i n=${QR_KWOK_NODES:-2}
+  # QR_KWOK_NODES=0: no fake nodes (with a real node, every pod then runs for real).
+  ((n > 0)) || return 0
   for ((i = 0; i < n; i++)); do
     cat <<NODE
 ---

@@ -8,23 +8,24 @@ cert_conf() {
   printf '[req]\ndistinguished_name=dn\n[dn]\n[ext]\n%b\n' "$ext"
 }
 
+# make_ca DIR [NAME [CN]]: NAME.key and NAME.crt (the real node adds a second CA, front-proxy-ca).
 make_ca() {
-  local d=$1
-  openssl genrsa -out "$d/ca.key" 2048 2>/dev/null
-  openssl req -x509 -new -key "$d/ca.key" -subj "/CN=quantum-router-test-ca" -days 3650 \
+  local d=$1 name=${2:-ca} cn=${3:-quantum-router-test-ca}
+  openssl genrsa -out "$d/$name.key" 2048 2>/dev/null
+  openssl req -x509 -new -key "$d/$name.key" -subj "/CN=$cn" -days 3650 \
     -extensions ext -config <(cert_conf \
       'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\nsubjectKeyIdentifier=hash') \
-    -out "$d/ca.crt"
+    -out "$d/$name.crt"
 }
 
-# make_cert NAME SUBJECT EXTENDED_KEY_USAGE [SUBJECT_ALT_NAMES]
+# make_cert DIR NAME SUBJECT EXTENDED_KEY_USAGE [SUBJECT_ALT_NAMES [CA_NAME]]
 make_cert() {
-  local d=$1 name=$2 subj=$3 eku=$4 san=${5:-}
+  local d=$1 name=$2 subj=$3 eku=$4 san=${5:-} ca=${6:-ca}
   local ext="basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=$eku"
   [[ -n $san ]] && ext+="\nsubjectAltName=$san"
   openssl genrsa -out "$d/$name.key" 2048 2>/dev/null
   openssl req -new -key "$d/$name.key" -subj "$subj" -config <(cert_conf "") |
-    openssl x509 -req -CA "$d/ca.crt" -CAkey "$d/ca.key" -set_serial "0x$(openssl rand -hex 16)" \
+    openssl x509 -req -CA "$d/$ca.crt" -CAkey "$d/$ca.key" -set_serial "0x$(openssl rand -hex 16)" \
       -days 365 -extensions ext -extfile <(cert_conf "$ext") -out "$d/$name.crt" 2>/dev/null
 }
 
@@ -45,7 +46,8 @@ ensure_pki() {
   openssl rsa -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null
 }
 
-# write_kubeconfig FILE USER: written on every start because the API port may change.
+# write_kubeconfig FILE USER: written on every start because the API port (and, with or without a
+# real node, its address API_ADDR) may change.
 write_kubeconfig() {
   local file=$1 user=$2 d="$STATE/pki"
   cat >"$file.tmp" <<KCFG
@@ -54,7 +56,7 @@ kind: Config
 clusters:
 - name: quantum-router
   cluster:
-    server: https://127.0.0.1:$PORT_APISERVER
+    server: https://$API_ADDR:$PORT_APISERVER
     certificate-authority: $d/ca.crt
 users:
 - name: $user

@@ -148,6 +148,11 @@ class Settings(BaseSettings):
     latency_weight: float = Field(0.02, ge=0, description="Reward penalty per second of latency.")
     complex_task_types: list[str] = Field(default_factory=lambda: ["code_analysis", "architecture"])
     complex_variations: int = Field(3, ge=1, le=5)
+    verifier_answers_file: Path | None = Field(
+        None,
+        description="JSON lines of {prompt, answer}: answers to these prompts are logged as exact-match "
+        "verified (1 or 0).",
+    )
     max_variations: int = Field(5, ge=1, le=5)
     random_seed: int | None = None
     routing_aliases: dict[str, float | None] = Field(

@@ -96,6 +96,9 @@ class SimulatedProvider:
             wrong = [a for a in _ANSWERS if a != answer]
             answer = wrong[_seed(request.prompt, spec.name, "wrong") % len(wrong)]
         text = f"[simulated] answer: {answer}"
+        if request.task_type == "code_generation":
+            # Code answers carry a Python block, as real ones do, so the parse verifier passes them.
+            text += f"\n```python\nanswer = {answer!r}\n```"
         return Completion(
             text=text,
             prompt_tokens=estimate_tokens(request.system) + estimate_tokens(request.prompt),

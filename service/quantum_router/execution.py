@@ -21,6 +21,7 @@ from quantum_router.db.experience_writer import ExperienceWriter
 from quantum_router.db.models import new_id
 from quantum_router.executors.base import Executor, Job, VariationOutcome
 from quantum_router.features import FloatArray
+from quantum_router.judge import Judge, JudgeTask
 from quantum_router.metrics import Metrics
 from quantum_router.outcomes import Observed, observed_quality
 from quantum_router.policy_store import PolicyStore
@@ -103,6 +104,9 @@ class Answer:
     observed: Observed | None
     cost_penalty: float
     latency_penalty: float
+    # The chosen model's own answer (None when it failed): what a judge grades, since the logged action
+    # is the choice, whichever variation won.
+    chosen_text: str | None = None
 
 
 class UpstreamFailure(Exception):
@@ -140,8 +144,10 @@ class ExecutionService:
         providers: ProviderRegistry,
         experiences: ExperienceWriter,
         verifiers: Sequence[Verifier] | None = None,
+        judge: Judge | None = None,
     ) -> None:
         self._settings = settings
+        self._judge = judge
         self._verifiers = list(
             verifiers if verifiers is not None else build_verifiers(settings.verifier_answers_file)
         )
@@ -190,6 +196,7 @@ class ExecutionService:
         # (answered 503) must not cost it again on the retry. A bypassed lookup still refreshes the entry.
         await self._cache_set(key, answer.public)
         experience_id = await self._record(user_id, request, answer)
+        self._submit_to_judge(experience_id, user_id, request, answer)
         return {**answer.public, "cache": "miss", "experience_id": experience_id}
 
     async def stream(self, user_id: str, request: ExecuteRequest) -> AnswerStream:
@@ -235,6 +242,7 @@ class ExecutionService:
             result = self._summarise(request, features, decision, [outcome], started)
             await self._cache_set(self._cache_key(user_id, request, count), result.public)
             await self._record(user_id, request, result, experience_id)
+            self._submit_to_judge(experience_id, user_id, request, result)
             answer.result = {**result.public, "cache": "miss", "experience_id": experience_id}
 
         answer.deltas = deltas()
@@ -373,7 +381,8 @@ class ExecutionService:
             "finish_reason": winner.completion.finish_reason,
         }
         cost_penalty, latency_penalty = self.penalties(winner.model, latency_ms)
-        return Answer(public, features, decision, observed, cost_penalty, latency_penalty)
+        chosen_text = texts[mine] if mine is not None else None
+        return Answer(public, features, decision, observed, cost_penalty, latency_penalty, chosen_text)
 
     def penalties(self, model: str, latency_ms: float) -> tuple[float, float]:
         """(cost weight x model cost per 1k tokens, latency weight x seconds): the prior's reward units."""
@@ -407,6 +416,25 @@ class ExecutionService:
         if experience_id is not None:
             fields["id"] = experience_id
         return await self._insert_experience(user_id, request, fields)
+
+    def _submit_to_judge(
+        self, experience_id: str, user_id: str, request: ExecuteRequest, answer: Answer
+    ) -> None:
+        """Offer the chosen model's answer to the judge, which grades a sample in the background (never
+        awaited here, so the response does not wait for it). A failed choice already has its label."""
+        if self._judge is None or answer.chosen_text is None:
+            return
+        self._judge.submit(
+            JudgeTask(
+                experience_id=experience_id,
+                user_id=user_id,
+                task_type=request.task_type,
+                prompt=request.prompt,
+                answer=answer.chosen_text,
+                cost_penalty=answer.cost_penalty,
+                latency_penalty=answer.latency_penalty,
+            )
+        )
 
     async def _insert_experience(self, user_id: str, request: ExecuteRequest, fields: dict[str, Any]) -> str:
         """Write an experience: who asked what, plus the outcome ``fields``; returns its id once committed."""

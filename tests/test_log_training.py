@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -46,7 +47,14 @@ def test_policy_trained_on_the_log_is_published_and_served(
         env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "on 60 experiences" in result.stdout
+    # Chat runs one variation: only its failures (an explored "broken" choice) and the rating are observed.
+    # code_analysis runs three, so agreement labels every one of those.
+    used = re.search(r"using (\d+) of 60 experiences with an observed outcome: (.*)", result.stdout)
+    assert used is not None, result.stdout
+    count = int(used.group(1))
+    assert 31 <= count < 60, result.stdout
+    assert "rating 1" in used.group(2) and "agreement" in used.group(2)
+    assert f"on {count} experiences" in result.stdout
     policy = load_policy(output)
     assert policy.version == "log-test-1"
     assert policy.models == ["cheap", "strong", "broken", "slow"]

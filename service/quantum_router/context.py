@@ -21,6 +21,7 @@ from quantum_router.execution import ExecutionService
 from quantum_router.executors.base import Executor
 from quantum_router.executors.factory import build_executor
 from quantum_router.jobs import ErrorMapper, JobRunner
+from quantum_router.judge import Judge
 from quantum_router.metrics import Metrics
 from quantum_router.policy import Policy, load_policy
 from quantum_router.policy_store import PolicyStore
@@ -52,6 +53,7 @@ class Services:
     capabilities: dict[str, Any]
     authenticator: Authenticator
     background: list[asyncio.Task[None]] = field(default_factory=list)
+    judge: Judge | None = None
 
 
 def capabilities_of(settings: Settings, catalog: Catalog) -> dict[str, Any]:
@@ -121,8 +123,9 @@ async def start_services(settings: Settings, metrics: Metrics, describe_error: E
         settings.experience_acknowledge,
     )
     experiences.start()
+    judge = Judge(settings, catalog, providers, db, experiences, metrics) if settings.judge_model else None
     execution = ExecutionService(
-        settings, catalog, policies, executor, cache, metrics, providers, experiences
+        settings, catalog, policies, executor, cache, metrics, providers, experiences, judge=judge
     )
     limiter = build_rate_limiter(settings, redis_breaker)
     services = Services(
@@ -136,6 +139,7 @@ async def start_services(settings: Settings, metrics: Metrics, describe_error: E
         metrics=metrics,
         experiences=experiences,
         execution=execution,
+        judge=judge,
         jobs=JobRunner(
             db,
             execution.execute,
@@ -161,6 +165,8 @@ async def stop_services(services: Services) -> None:
         task.cancel()
     await asyncio.gather(*services.background, return_exceptions=True)
     await services.jobs.close()
+    if services.judge is not None:
+        await services.judge.close()  # before the writer closes: a verdict waits for its row's commit
     # After the jobs (which may still log experiences), before the pools close: every queued row is written.
     await services.experiences.close(drain_seconds=services.settings.shutdown_grace_seconds)
     await services.executor.close()

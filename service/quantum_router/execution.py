@@ -8,7 +8,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,9 @@ from quantum_router.db.experience_writer import ExperienceWriter
 from quantum_router.db.models import new_id
 from quantum_router.executors.base import Executor, Job, VariationOutcome
 from quantum_router.features import FloatArray
+from quantum_router.judge import Judge, JudgeTask
 from quantum_router.metrics import Metrics
+from quantum_router.outcomes import Observed, observed_quality
 from quantum_router.policy_store import PolicyStore
 from quantum_router.providers.base import Completion, Delta, ProviderError, ProviderTimeout, StreamEvent
 from quantum_router.providers.registry import ProviderRegistry
@@ -29,6 +31,7 @@ from quantum_router.routing import Decision, decide
 from quantum_router.scoring import score_answers
 from quantum_router.settings import Settings
 from quantum_router.variations import VariationPlan, plan_variations
+from quantum_router.verifiers import Verifier, build_verifiers, verify
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +100,13 @@ class Answer:
     public: dict[str, Any]
     features: FloatArray
     decision: Decision
-    quality: float
+    # The chosen model's observed outcome, or None (see outcomes.py): the logged label.
+    observed: Observed | None
     cost_penalty: float
     latency_penalty: float
+    # The chosen model's own answer (None when it failed): what a judge grades, since the logged action
+    # is the choice, whichever variation won.
+    chosen_text: str | None = None
 
 
 class UpstreamFailure(Exception):
@@ -136,8 +143,14 @@ class ExecutionService:
         metrics: Metrics,
         providers: ProviderRegistry,
         experiences: ExperienceWriter,
+        verifiers: Sequence[Verifier] | None = None,
+        judge: Judge | None = None,
     ) -> None:
         self._settings = settings
+        self._judge = judge
+        self._verifiers = list(
+            verifiers if verifiers is not None else build_verifiers(settings.verifier_answers_file)
+        )
         self._providers = providers
         self._experiences = experiences
         self._catalog = catalog
@@ -183,6 +196,7 @@ class ExecutionService:
         # (answered 503) must not cost it again on the retry. A bypassed lookup still refreshes the entry.
         await self._cache_set(key, answer.public)
         experience_id = await self._record(user_id, request, answer)
+        self._submit_to_judge(experience_id, user_id, request, answer)
         return {**answer.public, "cache": "miss", "experience_id": experience_id}
 
     async def stream(self, user_id: str, request: ExecuteRequest) -> AnswerStream:
@@ -228,6 +242,7 @@ class ExecutionService:
             result = self._summarise(request, features, decision, [outcome], started)
             await self._cache_set(self._cache_key(user_id, request, count), result.public)
             await self._record(user_id, request, result, experience_id)
+            self._submit_to_judge(experience_id, user_id, request, result)
             answer.result = {**result.public, "cache": "miss", "experience_id": experience_id}
 
         answer.deltas = deltas()
@@ -309,8 +324,12 @@ class ExecutionService:
             timed_out = all(o.timed_out for o in outcomes)
             raise UpstreamFailure("; ".join(o.error or "failed" for o in outcomes), timed_out=timed_out)
         completions = [o.completion for o in ok if o.completion is not None]
+        texts = [c.text for c in completions]
         priors = [decision.scores.get(o.model, 0.5) for o in ok]
-        scores = score_answers([c.text for c in completions], priors, [c.finish_reason for c in completions])
+        scores = score_answers(texts, priors, [c.finish_reason for c in completions])
+        # A verifier's verdict is an observation: it overrides the prior-based score when picking, too.
+        verdicts = [verify(self._verifiers, request.task_type, request.prompt, t) for t in texts]
+        scores = [s if v is None else round(v, 6) for s, v in zip(scores, verdicts, strict=True)]
         best = max(range(len(ok)), key=lambda i: scores[i])
         variations = []
         total_cost = 0.0
@@ -341,7 +360,15 @@ class ExecutionService:
         # The logged action is the policy's choice, so its quality is that model's own answer: a choice that
         # failed and was rescued by a fallback must not be credited with the fallback's answer.
         own = [i for i, o in enumerate(ok) if o.model == decision.chosen and o.plan.model == decision.chosen]
-        quality = max((scores[i] for i in own), default=0.0)
+        mine = max(own, key=lambda i: scores[i]) if own else None
+        observed = observed_quality(
+            chosen_ok=mine is not None,
+            chosen_text=texts[mine] if mine is not None else None,
+            chosen_finish=completions[mine].finish_reason if mine is not None else None,
+            verdict=verdicts[mine] if mine is not None else None,
+            texts=texts,
+            chosen_index=mine,
+        )
         public = {
             "answer": winner.completion.text,
             "model": winner.model,
@@ -354,7 +381,8 @@ class ExecutionService:
             "finish_reason": winner.completion.finish_reason,
         }
         cost_penalty, latency_penalty = self.penalties(winner.model, latency_ms)
-        return Answer(public, features, decision, quality, cost_penalty, latency_penalty)
+        chosen_text = texts[mine] if mine is not None else None
+        return Answer(public, features, decision, observed, cost_penalty, latency_penalty, chosen_text)
 
     def penalties(self, model: str, latency_ms: float) -> tuple[float, float]:
         """(cost weight x model cost per 1k tokens, latency weight x seconds): the prior's reward units."""
@@ -367,24 +395,46 @@ class ExecutionService:
     ) -> str:
         decision = answer.decision
         public = answer.public
+        observed = answer.observed
+        quality = observed.quality if observed is not None else None
         fields = {
             "features": sparse_features(answer.features),
             "action": decision.chosen,
             "propensity": decision.propensity,
             "explored": decision.explored,
             "variations": public["variations"],
-            "quality": answer.quality,
+            "quality": quality,
+            "quality_source": observed.source.value if observed is not None else None,
             "cost_usd": public["cost_usd"],
             "latency_ms": public["latency_ms"],
             "cost_penalty": answer.cost_penalty,
             "latency_penalty": answer.latency_penalty,
-            "reward": answer.quality - answer.cost_penalty - answer.latency_penalty,
+            "reward": None if quality is None else quality - answer.cost_penalty - answer.latency_penalty,
             "cache_hit": False,
             "policy_version": public["policy_version"],
         }
         if experience_id is not None:
             fields["id"] = experience_id
         return await self._insert_experience(user_id, request, fields)
+
+    def _submit_to_judge(
+        self, experience_id: str, user_id: str, request: ExecuteRequest, answer: Answer
+    ) -> None:
+        """Offer the chosen model's answer to the judge, which grades a sample in the background (never
+        awaited here, so the response does not wait for it). A failed choice already has its label."""
+        if self._judge is None or answer.chosen_text is None:
+            return
+        self._judge.submit(
+            JudgeTask(
+                experience_id=experience_id,
+                user_id=user_id,
+                task_type=request.task_type,
+                prompt=request.prompt,
+                answer=answer.chosen_text,
+                cost_penalty=answer.cost_penalty,
+                latency_penalty=answer.latency_penalty,
+            )
+        )
 
     async def _insert_experience(self, user_id: str, request: ExecuteRequest, fields: dict[str, Any]) -> str:
         """Write an experience: who asked what, plus the outcome ``fields``; returns its id once committed."""
@@ -407,10 +457,12 @@ class ExecutionService:
             "propensity": 1.0,
             "explored": False,
             "variations": [],
-            "quality": max((v["score"] for v in cached["variations"]), default=0.0),
+            # Nothing new was observed: the answer is the one already logged.
+            "quality": None,
+            "quality_source": None,
             "cost_usd": 0.0,
             "latency_ms": latency_ms,
-            "reward": 0.0,
+            "reward": None,
             "cache_hit": True,
             "policy_version": cached["policy_version"],
         }

@@ -1,4 +1,5 @@
-"""User ratings of past executions; a rating replaces the scorer's quality estimate in the reward."""
+"""User ratings of past executions; a rating becomes the logged quality (source ``rating``), ahead of any
+judge verdict, and the reward is recomputed from it."""
 
 from __future__ import annotations
 
@@ -32,8 +33,9 @@ async def record_feedback(
             raise NotFound(experience_id)
         if experience.user_id != user_id:
             raise Forbidden(experience_id)
-        reward = rating_quality(rating) - experience.cost_penalty - experience.latency_penalty
-        await store.set_feedback(session, experience_id, float(rating), comment, reward)
+        quality = rating_quality(rating)
+        reward = quality - experience.cost_penalty - experience.latency_penalty
+        await store.set_feedback(session, experience_id, float(rating), comment, quality, reward)
         return reward
 
     return await db.write(_apply, owner=user_id)

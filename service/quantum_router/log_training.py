@@ -1,9 +1,11 @@
 """``quantum-router train --from-log``: train on the service's own experience log and publish the policy.
 
 The log is read from a replica (a lag-tolerant export). Only rows logged with the feature spec of the
-policy being served are used, so features and network always agree. Publishing writes the artifact to the
-``policies`` table (and to Redis when it is configured), where every service replica picks it up at its next
-poll.
+policy being served are used, so features and network always agree, and only rows with an observed outcome
+(a rating, a judge's verdict, a verifier's, agreement between answers, a failure): a row labelled with
+nothing but the router's own prior would teach the policy its predictions back. Publishing writes the
+artifact to the ``policies`` table (and to Redis when it is configured), where every service replica picks
+it up at its next poll.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,26 +29,47 @@ from quantum_router.db.models import Experience
 from quantum_router.execution import dense_features
 from quantum_router.feedback import rating_quality
 from quantum_router.learning.experience import LoggedExperience
+from quantum_router.outcomes import QualitySource
 from quantum_router.policy import Policy, policy_from_bytes
 from quantum_router.policy_store import publish_policy
 from quantum_router.settings import Settings
 
 
+def source_of(row: Experience) -> str | None:
+    """Where the row's label comes from: ``rating`` when rated, else its logged source (None: unlabelled)."""
+    return QualitySource.RATING.value if row.feedback_rating is not None else row.quality_source
+
+
+def own_cost(row: Experience) -> float:
+    """What the chosen model's own answers cost: its variations' logged costs (the other variations were
+    the request's choice, not the policy's), or the row's cost when no variation is logged."""
+    mine = [float(v.get("cost_usd", 0.0)) for v in row.variations or [] if v.get("model") == row.action]
+    return sum(mine) if mine else float(row.cost_usd)
+
+
 def logged(rows: Sequence[Experience], dim: int) -> list[LoggedExperience]:
-    """Rows in the training form, keeping only those whose features have ``dim`` values."""
+    """Rows in the training form, keeping only those with an observed outcome whose features have ``dim``
+    values."""
     return [
         LoggedExperience(
             features=dense_features(row.features),
             action=row.action,
             propensity=row.propensity,
             quality=row.quality,
-            cost_usd=row.cost_usd,
+            cost_usd=own_cost(row),
             latency_ms=row.latency_ms,
             rating=rating_quality(int(row.feedback_rating)) if row.feedback_rating is not None else None,
+            source=source_of(row),
         )
         for row in rows
-        if row.features.get("dim") == dim
+        if row.features.get("dim") == dim and source_of(row) is not None
     ]
+
+
+def source_counts(experiences: Sequence[LoggedExperience]) -> dict[str, int]:
+    """How many experiences each label source contributed, in the order of precedence."""
+    counts = Counter(e.source for e in experiences)
+    return {s.value: counts[s.value] for s in QualitySource if counts[s.value]}
 
 
 async def _served_policy(db: Database, settings: Settings) -> Policy:
@@ -55,7 +79,7 @@ async def _served_policy(db: Database, settings: Settings) -> Policy:
     return initial_policy(settings, load_catalog(settings.catalog_file))
 
 
-async def _load(settings: Settings, limit: int) -> tuple[Policy, list[LoggedExperience]]:
+async def _load(settings: Settings, limit: int) -> tuple[Policy, list[LoggedExperience], int]:
     db = Database(settings)
     try:
         await upgrade(db.primary)
@@ -65,7 +89,7 @@ async def _load(settings: Settings, limit: int) -> tuple[Policy, list[LoggedExpe
             return await store.experiences_since(session, None, limit)
 
         rows = await db.read(_rows)
-        return policy, logged(rows, policy.feature_spec.dim)
+        return policy, logged(rows, policy.feature_spec.dim), len(rows)
     finally:
         await db.dispose()
 
@@ -93,10 +117,15 @@ def main(argv: list[str], settings: Settings) -> int:
     args = parser.parse_args(argv)
     from quantum_router.learning.train import TrainConfig, train_from_log  # imports Ray lazily
 
-    served, experiences = asyncio.run(_load(settings, args.limit))
+    served, experiences, read = asyncio.run(_load(settings, args.limit))
     if not experiences:
-        print("train: the experience log has no rows for the served feature spec", file=sys.stderr)
+        print(
+            f"train: none of the {read} experiences read has an observed outcome for the served feature spec",
+            file=sys.stderr,
+        )
         return 2
+    sources = ", ".join(f"{name} {count}" for name, count in source_counts(experiences).items())
+    print(f"using {len(experiences)} of {read} experiences with an observed outcome: {sources}")
     costs = served.model_costs or [
         load_catalog(settings.catalog_file).model(m).cost_per_1k_tokens for m in served.models
     ]

@@ -52,6 +52,15 @@ class Metrics:
             "qr_provider_errors_total", "Failed provider calls by model.", ["model"], registry=r
         )
         self.cost = Counter("qr_cost_usd_total", "Upstream cost in USD by model.", ["model"], registry=r)
+        self.judge_calls = Counter(
+            "qr_judge_calls_total",
+            "Judge verdicts by outcome (ok, unparsed, error) and sampled answers skipped (budget, backlog).",
+            ["outcome"],
+            registry=r,
+        )
+        self.judge_cost = Counter(
+            "qr_judge_cost_usd_total", "Upstream cost of judge calls (also in qr_cost_usd_total).", registry=r
+        )
         self.decision_seconds = Histogram(
             "qr_routing_decision_seconds",
             "Feature extraction plus policy scoring.",

@@ -148,6 +148,25 @@ class Settings(BaseSettings):
     latency_weight: float = Field(0.02, ge=0, description="Reward penalty per second of latency.")
     complex_task_types: list[str] = Field(default_factory=lambda: ["code_analysis", "architecture"])
     complex_variations: int = Field(3, ge=1, le=5)
+    judge_model: str | None = Field(
+        None, description="A catalog model that grades a sample of answers after they are sent; none: off."
+    )
+    judge_sample_rate: float = Field(0.0, ge=0, le=1, description="Share of fresh answers the judge grades.")
+    judge_max_usd_per_hour: float = Field(
+        1.0, ge=0, description="Judge calls that would spend more than this in the last hour are skipped."
+    )
+    judge_concurrency: int = Field(2, ge=1, description="Judge calls running at once per replica.")
+    judge_backlog: int = Field(
+        100, ge=1, description="Sampled answers waiting for the judge at most; past it, answers go unjudged."
+    )
+    simulation_judge_noise: float = Field(
+        0.1, ge=0, description="Standard deviation, on the 0-1 scale, of a simulated judge's verdicts."
+    )
+    verifier_answers_file: Path | None = Field(
+        None,
+        description="JSON lines of {prompt, answer}: answers to these prompts are logged as exact-match "
+        "verified (1 or 0).",
+    )
     max_variations: int = Field(5, ge=1, le=5)
     random_seed: int | None = None
     routing_aliases: dict[str, float | None] = Field(

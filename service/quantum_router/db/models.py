@@ -69,13 +69,18 @@ class Experience(Base):
     propensity: Mapped[float] = mapped_column(Float)
     explored: Mapped[bool] = mapped_column(Boolean, default=False)
     variations: Mapped[list[Any]] = mapped_column(default=list)
-    quality: Mapped[float] = mapped_column(Float)
+    # The label the learner trains on: an outcome that was observed, and where it came from (see
+    # ``outcomes.QualitySource``). Both are NULL when nothing was observed (one answer, no verifier, no
+    # judge yet): the scorer's prior for the model is not an observation and is not logged as one.
+    quality: Mapped[float | None] = mapped_column(Float, nullable=True)
+    quality_source: Mapped[str | None] = mapped_column(String(16), nullable=True)
     cost_usd: Mapped[float] = mapped_column(Float)
     latency_ms: Mapped[float] = mapped_column(Float)
-    # Reward parts: reward = (feedback quality if rated, else quality) - cost_penalty - latency_penalty.
+    # Reward parts: reward = (feedback quality if rated, else quality) - cost_penalty - latency_penalty;
+    # NULL while the quality is.
     cost_penalty: Mapped[float] = mapped_column(Float, default=0.0)
     latency_penalty: Mapped[float] = mapped_column(Float, default=0.0)
-    reward: Mapped[float] = mapped_column(Float)
+    reward: Mapped[float | None] = mapped_column(Float, nullable=True)
     cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
     policy_version: Mapped[str] = mapped_column(String(64), index=True)
     feedback_rating: Mapped[float | None] = mapped_column(Float, nullable=True)

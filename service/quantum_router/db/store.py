@@ -101,14 +101,39 @@ async def experience_by_id(session: AsyncSession, experience_id: str) -> Experie
 
 
 async def set_feedback(
-    session: AsyncSession, experience_id: str, rating: float, comment: str | None, reward: float
+    session: AsyncSession,
+    experience_id: str,
+    rating: float,
+    comment: str | None,
+    quality: float,
+    reward: float,
 ) -> None:
-    """Record a user's rating and the reward recomputed from it."""
+    """Record a user's rating, the quality it maps to (source ``rating``) and the reward from it."""
     await session.execute(
         update(Experience)
         .where(Experience.id == experience_id)
-        .values(feedback_rating=rating, feedback_comment=comment, feedback_at=utcnow(), reward=reward)
+        .values(
+            feedback_rating=rating,
+            feedback_comment=comment,
+            feedback_at=utcnow(),
+            quality=quality,
+            quality_source="rating",
+            reward=reward,
+        )
     )
+
+
+async def set_judged_quality(
+    session: AsyncSession, experience_id: str, quality: float, reward: float
+) -> bool:
+    """Record a judge's verdict unless the experience has a rating (feedback keeps precedence); True when
+    written. One conditional UPDATE, so a rating that lands at the same time is never overwritten."""
+    result = await session.execute(
+        update(Experience)
+        .where(Experience.id == experience_id, Experience.feedback_rating.is_(None))
+        .values(quality=quality, quality_source="judge", reward=reward)
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 async def recent_experiences(session: AsyncSession, user_id: str, limit: int) -> Sequence[Experience]:

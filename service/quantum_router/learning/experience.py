@@ -4,7 +4,8 @@ The log only shows the reward of the model that was called. A reward model (ridg
 the features, each row weighted by 1 / propensity so the logging policy's preferences do not bias the fit)
 predicts the quality of the models that were not called: the direct method of off-policy learning. The
 observed outcome is kept for the model actually called. A user's feedback rating, when present, replaces the
-automatic quality score.
+automatic quality score. Costs are the log's own: each row's cost for the model called, and for the others
+their mean logged cost (a model never called: its catalog price times the tokens the row used).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class LoggedExperience:
     cost_usd: float = 0.0
     latency_ms: float = 0.0
     rating: float | None = None  # user feedback mapped to [0, 1]; replaces quality when present
+    source: str | None = None  # where ``quality`` came from (outcomes.QualitySource); None: not observed
 
     @classmethod
     def from_mapping(cls, row: Mapping[str, Any]) -> LoggedExperience:
@@ -94,6 +96,9 @@ def problem_from_log(
         # Keep the model's guesses inside the range of outcomes actually seen.
         quality[:, j] = np.clip(pred, low, high)
     quality[np.arange(len(kept)), action] = y  # observed outcome where we have one
+    costs = row_costs(
+        np.asarray([r.cost_usd for r in kept], dtype=np.float64), action, weight, model_costs_per_1k
+    )
     return Problem(
         models=list(models),
         feature_spec=feature_spec,
@@ -101,4 +106,25 @@ def problem_from_log(
         quality=quality.astype(np.float32),
         costs_per_1k=list(model_costs_per_1k),
         info={"source": "experience log", "experiences": len(kept), "per_model": fitted, "ridge": ridge},
+        row_costs=costs.astype(np.float32),
     )
+
+
+def row_costs(
+    logged: npt.NDArray[np.float64],
+    action: npt.NDArray[np.int64],
+    weight: npt.NDArray[np.float64],
+    prices_per_1k: Sequence[float],
+) -> npt.NDArray[np.float64]:
+    """(n, models) USD per request: the logged cost where observed, else the model's weighted mean logged
+    cost; a model never called costs its catalog price times the tokens the row's own model was paid for."""
+    n, m = len(logged), len(prices_per_1k)
+    prices = np.asarray(prices_per_1k, dtype=np.float64)
+    paid = prices[action]
+    tokens_k = np.divide(logged, paid, out=np.zeros(n), where=paid > 0)  # thousands of tokens per row
+    costs = np.empty((n, m), dtype=np.float64)
+    for j in range(m):
+        mine = action == j
+        costs[:, j] = np.average(logged[mine], weights=weight[mine]) if mine.any() else prices[j] * tokens_k
+    costs[np.arange(n), action] = logged
+    return costs

@@ -35,6 +35,9 @@ class Problem:
     # True when those scores were cross-fitted on this problem's own outcomes (a dataset), so they are an
     # honest reward model for it; logged features carry the serving policy's scores instead.
     text_cross_fitted: bool = False
+    # (n, models) USD per request, when known per row (the experience log's own costs); rewards then charge
+    # these instead of the catalog's per-model prices.
+    row_costs: FloatMatrix | None = None
 
     def __post_init__(self) -> None:
         n = self.features.shape[0]
@@ -46,6 +49,8 @@ class Problem:
             raise ValueError("costs_per_1k needs one entry per model")
         if self.task_types and len(self.task_types) != n:
             raise ValueError("task_types needs one entry per row")
+        if self.row_costs is not None and self.row_costs.shape != self.quality.shape:
+            raise ValueError(f"row_costs must be ({n}, {len(self.models)}), got {self.row_costs.shape}")
 
     def __len__(self) -> int:
         return int(self.features.shape[0])
@@ -57,9 +62,18 @@ class Problem:
         top = float(costs.max()) if costs.size else 0.0
         return costs / top if top > 0 else np.zeros_like(costs)
 
+    def normalised_row_costs(self) -> FloatMatrix:
+        """(n, models) costs divided by the most expensive model's: per row when known, else the catalog's."""
+        if self.row_costs is None:
+            return np.broadcast_to(self.normalised_costs[None, :], self.quality.shape).astype(np.float32)
+        # Normalised by the highest per-model mean, so a weight of 1 still means "the most expensive
+        # model's typical cost", as with catalog prices.
+        top = float(self.row_costs.mean(axis=0).max()) if len(self) else 0.0
+        return (self.row_costs / top if top > 0 else np.zeros_like(self.row_costs)).astype(np.float32)
+
     def rewards(self, cost_weight: float) -> FloatMatrix:
         """The (n, models) reward matrix for a cost weight in quality units per max cost."""
-        return (self.quality - np.float32(cost_weight) * self.normalised_costs[None, :]).astype(np.float32)
+        return (self.quality - np.float32(cost_weight) * self.normalised_row_costs()).astype(np.float32)
 
     def subset(self, rows: npt.NDArray[np.int64]) -> Problem:
         """The problem restricted to ``rows`` (in that order)."""
@@ -73,4 +87,5 @@ class Problem:
             info=dict(self.info),
             text_model=self.text_model,
             text_cross_fitted=self.text_cross_fitted,
+            row_costs=self.row_costs[rows] if self.row_costs is not None else None,
         )

@@ -21,7 +21,11 @@ class ProviderRegistry:
         }
         self._providers: dict[str, Provider] = {}
         if by_kind["simulated"]:
-            simulated = SimulatedProvider(by_kind["simulated"], time_scale=settings.simulation_time_scale)
+            simulated = SimulatedProvider(
+                by_kind["simulated"],
+                time_scale=settings.simulation_time_scale,
+                judge_noise=settings.simulation_judge_noise,
+            )
             self._providers.update(dict.fromkeys(by_kind["simulated"], simulated))
         if by_kind["openai"]:
             openai = OpenAICompatibleProvider(

@@ -36,6 +36,12 @@ def expected_answer(prompt: str) -> str:
     return _ANSWERS[_seed(prompt) % len(_ANSWERS)]
 
 
+def _between(text: str, start: str, end: str) -> str:
+    """The text between the first ``start`` and the last ``end`` ("" when either is missing)."""
+    i, j = text.find(start), text.rfind(end)
+    return text[i + len(start) : j] if i >= 0 and j > i else ""
+
+
 def estimate_tokens(text: str) -> int:
     """Rough token count (4 characters per token), used where no tokenizer is available."""
     return max(1, math.ceil(len(text) / 4))
@@ -44,9 +50,12 @@ def estimate_tokens(text: str) -> int:
 class SimulatedProvider:
     """Serves the simulated models of the catalog."""
 
-    def __init__(self, models: dict[str, ModelSpec], time_scale: float = 1.0) -> None:
+    def __init__(
+        self, models: dict[str, ModelSpec], time_scale: float = 1.0, judge_noise: float = 0.1
+    ) -> None:
         self._models = models
         self._time_scale = time_scale
+        self._judge_noise = judge_noise
         self._rng = random.Random()
 
     async def complete(self, request: CompletionRequest) -> Completion:
@@ -89,6 +98,8 @@ class SimulatedProvider:
     def _answer(self, spec: ModelSpec, request: CompletionRequest) -> Completion:
         sim = spec.simulation
         assert sim is not None
+        if request.task_type == "judge":
+            return self._verdict(request)
         outcome = random.Random(_seed(request.prompt, spec.name, f"{request.temperature:.2f}")).random()
         correct = outcome < sim.quality_for(request.task_type)
         answer = expected_answer(request.prompt)
@@ -96,10 +107,28 @@ class SimulatedProvider:
             wrong = [a for a in _ANSWERS if a != answer]
             answer = wrong[_seed(request.prompt, spec.name, "wrong") % len(wrong)]
         text = f"[simulated] answer: {answer}"
+        if request.task_type == "code_generation":
+            # Code answers carry a Python block, as real ones do, so the parse verifier passes them.
+            text += f"\n```python\nanswer = {answer!r}\n```"
         return Completion(
             text=text,
             prompt_tokens=estimate_tokens(request.system) + estimate_tokens(request.prompt),
             completion_tokens=min(request.max_tokens, sim.output_tokens),
+            finish_reason="stop",
+        )
+
+    def _verdict(self, request: CompletionRequest) -> Completion:
+        """A simulated judge: it sees the simulated truth (is the answer the prompt's correct one?) and
+        reports it as ``SCORE: N`` with Gaussian noise of ``judge_noise`` on the 0-1 scale."""
+        prompt = _between(request.prompt, "<prompt>\n", "\n</prompt>")
+        answer = _between(request.prompt, "<answer>\n", "\n</answer>")
+        correct = re.search(rf"answer: {expected_answer(prompt)}\b", answer) is not None
+        value = (1.0 if correct else 0.0) + self._rng.gauss(0.0, self._judge_noise)
+        score = min(10, max(0, round(value * 10)))
+        return Completion(
+            text=f"SCORE: {score}",
+            prompt_tokens=estimate_tokens(request.system) + estimate_tokens(request.prompt),
+            completion_tokens=3,
             finish_reason="stop",
         )
 

@@ -16,9 +16,16 @@ import time
 from pathlib import Path
 
 import httpx
-import yaml
 
-from bench.service_bench import ROOT, free_port, login, percentiles, process, service_env
+from bench.service_bench import (
+    free_port,
+    login,
+    percentiles,
+    process,
+    service_env,
+    stub_catalog,
+    stub_upstream,
+)
 
 MESSAGES = [{"role": "user", "content": "Write a function that reverses a list"}]
 
@@ -54,11 +61,6 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=500, help="requests per case")
     args = parser.parse_args()
-    stub_port = free_port()
-    stub_code = (
-        f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from tests.openai_stub import StubServer; "
-        f"StubServer(port={stub_port}).start(); time.sleep(10**6)"
-    )
     samples: dict[str, list[float]] = {}
 
     def add(name: str, value: float) -> None:
@@ -66,26 +68,19 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="qr-chat-bench-") as tmp_dir:
         tmp = Path(tmp_dir)
-        catalog = {
-            "personas": ["developer"],
-            "task_types": ["code_generation", "chat"],
-            "models": [
-                {
-                    "name": "upstream",
-                    "provider": "openai",
-                    "cost_per_1k_tokens": 0.001,
-                    "base_url": f"http://127.0.0.1:{stub_port}/v1",
-                    "upstream_model": "fast",
-                }
-            ],
-        }
-        (tmp / "catalog.yaml").write_text(yaml.safe_dump(catalog))
         port = free_port()
-        env = service_env(port, tmp / "chat.db", {"QR_CATALOG_FILE": str(tmp / "catalog.yaml")})
         serve = [sys.executable, "-m", "quantum_router.cli", "serve"]
         with (
-            process([sys.executable, "-c", stub_code], {}, f"http://127.0.0.1:{stub_port}/"),
-            process(serve, env, f"http://127.0.0.1:{port}/v1/health"),
+            stub_upstream() as stub_port,
+            process(
+                serve,
+                service_env(
+                    port,
+                    tmp / "chat.db",
+                    {"QR_CATALOG_FILE": str(stub_catalog(tmp / "catalog.yaml", stub_port, ("chat",)))},
+                ),
+                f"http://127.0.0.1:{port}/v1/health",
+            ),
             httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as router,
             httpx.Client(base_url=f"http://127.0.0.1:{stub_port}", timeout=60) as stub,
         ):

@@ -19,9 +19,17 @@ from pathlib import Path
 
 import aiohttp
 import httpx
-import yaml
 
-from bench.service_bench import ROOT, free_port, login, percentiles, process, rss_mb, service_env
+from bench.service_bench import (
+    free_port,
+    login,
+    percentiles,
+    process,
+    rss_mb,
+    service_env,
+    stub_catalog,
+    stub_upstream,
+)
 
 
 async def load(
@@ -57,33 +65,21 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--cached", action="store_true", help="repeat one prompt: cache hits after the first")
     args = parser.parse_args()
-    stub_port = free_port()
-    stub_code = (
-        f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from tests.openai_stub import StubServer; "
-        f"StubServer(port={stub_port}).start(); time.sleep(10**6)"
-    )
     with tempfile.TemporaryDirectory(prefix="qr-concurrency-") as tmp_dir:
         tmp = Path(tmp_dir)
-        catalog = {
-            "personas": ["developer"],
-            "task_types": ["code_generation"],
-            "models": [
-                {
-                    "name": "upstream",
-                    "provider": "openai",
-                    "cost_per_1k_tokens": 0.001,
-                    "base_url": f"http://127.0.0.1:{stub_port}/v1",
-                    "upstream_model": "fast",
-                }
-            ],
-        }
-        (tmp / "catalog.yaml").write_text(yaml.safe_dump(catalog))
         port = free_port()
-        env = service_env(port, tmp / "bench.db", {"QR_CATALOG_FILE": str(tmp / "catalog.yaml")})
         serve = [sys.executable, "-m", "quantum_router.cli", "serve"]
         with (
-            process([sys.executable, "-c", stub_code], {}, f"http://127.0.0.1:{stub_port}/"),
-            process(serve, env, f"http://127.0.0.1:{port}/v1/health") as service,
+            stub_upstream() as stub_port,
+            process(
+                serve,
+                service_env(
+                    port,
+                    tmp / "bench.db",
+                    {"QR_CATALOG_FILE": str(stub_catalog(tmp / "catalog.yaml", stub_port))},
+                ),
+                f"http://127.0.0.1:{port}/v1/health",
+            ) as service,
             httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client,
         ):
             auth = login(client)

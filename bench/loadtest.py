@@ -16,30 +16,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-import yaml
 from tests.integration.servers import read_env_file
 
-from bench.service_bench import PASSWORD, ROOT, free_port, process, service_env
+from bench.service_bench import PASSWORD, ROOT, free_port, process, service_env, stub_catalog, stub_upstream
 
 # DESIGN.md section 6: the target (ms) of each request type the scenario sends.
 TARGETS_MS = {"capabilities": 100, "execute simple": 2000, "execute complex": 10_000}
-
-
-def stub_catalog(stub_port: int) -> dict[str, object]:
-    def model(name: str, cost: float) -> dict[str, object]:
-        return {
-            "name": name,
-            "provider": "openai",
-            "cost_per_1k_tokens": cost,
-            "base_url": f"http://127.0.0.1:{stub_port}/v1",
-            "upstream_model": name,
-        }
-
-    return {
-        "personas": ["developer", "architect"],
-        "task_types": ["code_generation", "code_analysis"],
-        "models": [model("stub-small", 0.0005), model("stub-medium", 0.003), model("stub-large", 0.02)],
-    }
 
 
 def summary(stats_csv: Path, users: int, seconds: int, stack: str) -> str:
@@ -62,6 +44,36 @@ def summary(stats_csv: Path, users: int, seconds: int, stack: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_locust(args: argparse.Namespace, port: int) -> None:
+    """Locust headless against the service on ``port``; CSV and HTML into ``args.out``."""
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "locust"),
+            "-f",
+            str(ROOT / "bench" / "locustfile.py"),
+            "--headless",
+            "--only-summary",
+            "--users",
+            str(args.users),
+            "--spawn-rate",
+            str(args.spawn_rate),
+            "--run-time",
+            f"{args.seconds}s",
+            "--stop-timeout",
+            "10",
+            "--host",
+            f"http://127.0.0.1:{port}",
+            "--csv",
+            str(args.out / "locust"),
+            "--html",
+            str(args.out / "locust.html"),
+        ],
+        env={**os.environ, "QR_LOADTEST_PASSWORD": PASSWORD},
+        check=False,
+        timeout=args.seconds + 120,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users", type=int, default=50)
@@ -71,16 +83,11 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "loadtest")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    stub_port, port = free_port(), free_port()
-    stub_code = (
-        f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from tests.openai_stub import StubServer; "
-        f"StubServer(port={stub_port}).start(); time.sleep(10**6)"
-    )
+    port = free_port()
     with tempfile.TemporaryDirectory(prefix="qr-loadtest-") as tmp_dir:
         tmp = Path(tmp_dir)
         tmp.chmod(0o755)
-        (tmp / "catalog.yaml").write_text(yaml.safe_dump(stub_catalog(stub_port)))
-        extra = {"QR_CATALOG_FILE": str(tmp / "catalog.yaml")}
+        extra: dict[str, str] = {}
         scripts = []
         if args.stack == "full":
             quiet = {"check": True, "stdout": subprocess.DEVNULL}
@@ -89,45 +96,23 @@ def main() -> int:
                 scripts.append((script, tmp / name))
                 extra.update(read_env_file(tmp / name / "env"))
         try:
-            with (
-                process([sys.executable, "-c", stub_code], {}, f"http://127.0.0.1:{stub_port}/"),
-                process(
-                    [sys.executable, "-m", "quantum_router.cli", "serve"],
-                    service_env(port, tmp / "router.db", extra),
-                    f"http://127.0.0.1:{port}/v1/health",
-                ),
-            ):
-                prefix = args.out / "locust"
-                subprocess.run(
-                    [
-                        str(Path(sys.executable).parent / "locust"),
-                        "-f",
-                        str(ROOT / "bench" / "locustfile.py"),
-                        "--headless",
-                        "--only-summary",
-                        "--users",
-                        str(args.users),
-                        "--spawn-rate",
-                        str(args.spawn_rate),
-                        "--run-time",
-                        f"{args.seconds}s",
-                        "--stop-timeout",
-                        "10",
-                        "--host",
-                        f"http://127.0.0.1:{port}",
-                        "--csv",
-                        str(prefix),
-                        "--html",
-                        str(args.out / "locust.html"),
-                    ],
-                    env={**os.environ, "QR_LOADTEST_PASSWORD": PASSWORD},
-                    check=False,
-                    timeout=args.seconds + 120,
+            with stub_upstream() as stub_port:
+                models = (
+                    ("stub-small", "stub-small", 0.0005),
+                    ("stub-medium", "stub-medium", 0.003),
+                    ("stub-large", "stub-large", 0.02),
                 )
+                tasks, personas = ("code_generation", "code_analysis"), ("developer", "architect")
+                catalog = stub_catalog(tmp / "catalog.yaml", stub_port, tasks, personas, models)
+                extra["QR_CATALOG_FILE"] = str(catalog)
+                serve = [sys.executable, "-m", "quantum_router.cli", "serve"]
+                ready = f"http://127.0.0.1:{port}/v1/health"
+                with process(serve, service_env(port, tmp / "router.db", extra), ready):
+                    run_locust(args, port)
         finally:
             for script, directory in scripts:
                 subprocess.run([ROOT / "scripts" / script, "--dir", directory, "destroy"], check=False)
-    report = summary(Path(f"{prefix}_stats.csv"), args.users, args.seconds, args.stack)
+    report = summary(args.out / "locust_stats.csv", args.users, args.seconds, args.stack)
     (args.out / "summary.md").write_text(report)
     print(report)
     print(f"Locust's CSV and HTML report, and this summary: {args.out}")

@@ -31,7 +31,16 @@ import aiohttp
 import httpx
 import yaml
 
-from bench.service_bench import ROOT, free_port, login, percentiles, process, rss_mb, service_env
+from bench.service_bench import (
+    free_port,
+    login,
+    percentiles,
+    process,
+    rss_mb,
+    service_env,
+    stub_catalog,
+    stub_upstream,
+)
 
 LITELLM_VERSION = "1.108.7"
 QR_CACHE = Path(os.environ.get("QR_CACHE", Path.home() / ".cache" / "quantum-router"))
@@ -127,36 +136,23 @@ def main() -> int:
         capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
     print(f"LiteLLM {version} (venv {venv})", flush=True)
-    stub_port, port = free_port(), free_port()
-    stub_code = (
-        f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from tests.openai_stub import StubServer; "
-        f"StubServer(port={stub_port}).start(); time.sleep(10**6)"
-    )
+    port = free_port()
     master_key = "sk-" + secrets.token_hex(32)
     samples: dict[tuple[str, int], list[float]] = {}
     seconds: dict[tuple[str, int], float] = {}
     memory: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="qr-peers-") as tmp_dir:
         tmp = Path(tmp_dir)
-        catalog = {
-            "personas": ["developer"],
-            "task_types": ["chat"],
-            "models": [
-                {
-                    "name": "upstream",
-                    "provider": "openai",
-                    "cost_per_1k_tokens": 0.001,
-                    "base_url": f"http://127.0.0.1:{stub_port}/v1",
-                    "upstream_model": "fast",
-                }
-            ],
-        }
-        (tmp / "catalog.yaml").write_text(yaml.safe_dump(catalog))
-        env = service_env(port, tmp / "router.db", {"QR_CATALOG_FILE": str(tmp / "catalog.yaml")})
         with (
-            process([sys.executable, "-c", stub_code], {}, f"http://127.0.0.1:{stub_port}/"),
+            stub_upstream() as stub_port,
             process(
-                [sys.executable, "-m", "quantum_router.cli", "serve"], env, f"http://127.0.0.1:{port}/readyz"
+                [sys.executable, "-m", "quantum_router.cli", "serve"],
+                service_env(
+                    port,
+                    tmp / "router.db",
+                    {"QR_CATALOG_FILE": str(stub_catalog(tmp / "catalog.yaml", stub_port, ("chat",)))},
+                ),
+                f"http://127.0.0.1:{port}/readyz",
             ) as router,
             litellm_proxy(venv, stub_port, tmp, master_key) as (litellm_url, litellm_pid),
             httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client,

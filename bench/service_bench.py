@@ -59,6 +59,44 @@ def process(args: list[str], env: dict[str, str], ready_url: str) -> Iterator[su
         proc.wait(timeout=30)
 
 
+@contextmanager
+def stub_upstream() -> Iterator[int]:
+    """The instant OpenAI-compatible stub (tests/openai_stub.py) in a process of its own; yields its port."""
+    port = free_port()
+    code = (
+        f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from tests.openai_stub import StubServer; "
+        f"StubServer(port={port}).start(); time.sleep(10**6)"
+    )
+    with process([sys.executable, "-c", code], {}, f"http://127.0.0.1:{port}/"):
+        yield port
+
+
+def stub_catalog(
+    path: Path,
+    stub_port: int,
+    task_types: tuple[str, ...] = ("code_generation",),
+    personas: tuple[str, ...] = ("developer",),
+    models: tuple[tuple[str, str, float], ...] = (("upstream", "fast", 0.001),),
+) -> Path:
+    """Write a catalog whose models (name, upstream model, cost per 1k tokens) all call the stub."""
+    catalog = {
+        "personas": list(personas),
+        "task_types": list(task_types),
+        "models": [
+            {
+                "name": name,
+                "provider": "openai",
+                "cost_per_1k_tokens": cost,
+                "base_url": f"http://127.0.0.1:{stub_port}/v1",
+                "upstream_model": upstream,
+            }
+            for name, upstream, cost in models
+        ],
+    }
+    path.write_text(yaml.safe_dump(catalog))
+    return path
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -181,35 +219,20 @@ def bench_embedded(tmp: Path, args: argparse.Namespace) -> dict[str, dict[str, f
 
 def bench_overhead(tmp: Path, args: argparse.Namespace) -> tuple[dict[str, dict[str, float]], float, float]:
     """The same completions direct to the stub and through the router, alternating, in one run."""
-    stub_port = free_port()
-    stub_code = (
-        f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from tests.openai_stub import StubServer; "
-        f"StubServer(port={stub_port}).start(); time.sleep(10**6)"
-    )
-    catalog = {
-        "personas": ["developer"],
-        "task_types": ["code_generation"],
-        "models": [
-            {
-                "name": "upstream",
-                "provider": "openai",
-                "cost_per_1k_tokens": 0.001,
-                "base_url": f"http://127.0.0.1:{stub_port}/v1",
-                "upstream_model": "fast",
-            }
-        ],
-    }
-    catalog_path = tmp / "stub-catalog.yaml"
-    catalog_path.write_text(yaml.safe_dump(catalog))
     port = free_port()
-    env = service_env(port, tmp / "overhead.db", {"QR_CATALOG_FILE": str(catalog_path)})
     serve = [sys.executable, "-m", "quantum_router.cli", "serve"]
-    stub_ready = f"http://127.0.0.1:{stub_port}/"
+    catalog = tmp / "stub-catalog.yaml"
     direct: list[float] = []
     routed: list[float] = []
     with (
-        process([sys.executable, "-c", stub_code], {}, stub_ready),
-        process(serve, env, f"http://127.0.0.1:{port}/v1/health") as service,
+        stub_upstream() as stub_port,
+        process(
+            serve,
+            service_env(
+                port, tmp / "overhead.db", {"QR_CATALOG_FILE": str(stub_catalog(catalog, stub_port))}
+            ),
+            f"http://127.0.0.1:{port}/v1/health",
+        ) as service,
         httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client,
         httpx.Client(base_url=f"http://127.0.0.1:{stub_port}/v1", timeout=60) as upstream,
     ):

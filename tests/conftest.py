@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from quantum_router.app import create_app
+from quantum_router.db.models import Experience
 from quantum_router.settings import Settings
 
 ADMIN_PASSWORD = "admin-password-for-tests"
@@ -70,3 +71,17 @@ def login(client: TestClient, username: str = "admin", password: str = ADMIN_PAS
 def auth(client: TestClient) -> dict[str, str]:
     """Admin authorization headers for ``client``."""
     return login(client)
+
+
+def stored_experience(client: TestClient, experience_id: str) -> Experience:
+    """The experience row as the database holds it now (read on the primary, in the app's own loop)."""
+    services = client.app.state.services  # type: ignore[attr-defined]
+
+    async def _get() -> Experience:
+        async with services.db.write_session() as session:
+            found: Experience | None = await session.get(Experience, experience_id)
+            assert found is not None
+            return found
+
+    row: Experience = client.portal.call(_get)  # type: ignore[union-attr]
+    return row

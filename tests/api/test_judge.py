@@ -5,14 +5,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from fastapi.testclient import TestClient
 
 from quantum_router.catalog import load_catalog
-from quantum_router.db.models import Experience
 from quantum_router.judge import Budget, judge_prompt, parse_score, rubric
 from quantum_router.providers.base import CompletionRequest
 from quantum_router.providers.simulated import SimulatedProvider, expected_answer
-from tests.conftest import TEST_CATALOG, ClientFactory, login
+from tests.conftest import TEST_CATALOG, ClientFactory, login, stored_experience
 
 CHAT = {"prompt": "Explain closures", "persona": "developer", "task_type": "chat"}
 
@@ -56,19 +54,6 @@ async def test_the_simulated_judge_sees_the_simulated_truth() -> None:
     assert await verdict(wrong) == "SCORE: 0"
 
 
-def _row(client: TestClient, experience_id: str) -> Experience:
-    services = client.app.state.services  # type: ignore[attr-defined]
-
-    async def _get() -> Experience:
-        async with services.db.write_session() as session:
-            found: Experience | None = await session.get(Experience, experience_id)
-            assert found is not None
-            return found
-
-    row: Experience = client.portal.call(_get)  # type: ignore[union-attr]
-    return row
-
-
 def test_the_verdict_arrives_after_the_response_which_does_not_wait_for_it(
     client_factory: ClientFactory,
 ) -> None:
@@ -83,10 +68,10 @@ def test_the_verdict_arrives_after_the_response_which_does_not_wait_for_it(
     assert response.status_code == 200
     assert elapsed < 0.5, elapsed
     experience_id = response.json()["experience_id"]
-    assert _row(client, experience_id).quality_source is None  # not judged yet
+    assert stored_experience(client, experience_id).quality_source is None  # not judged yet
 
     deadline = time.monotonic() + 10
-    while (row := _row(client, experience_id)).quality_source != "judge":
+    while (row := stored_experience(client, experience_id)).quality_source != "judge":
         assert time.monotonic() < deadline, "no verdict"
         time.sleep(0.1)
     assert row.quality in (0.0, 1.0)  # noise off: right or wrong
@@ -106,7 +91,7 @@ def test_no_budget_no_verdict(client_factory: ClientFactory) -> None:
     )
     response = client.post("/v1/execute", json=CHAT, headers=login(client))
     time.sleep(0.3)
-    assert _row(client, response.json()["experience_id"]).quality_source is None
+    assert stored_experience(client, response.json()["experience_id"]).quality_source is None
     assert 'qr_judge_calls_total{outcome="skipped_budget"} 1.0' in client.get("/metrics").text
 
 

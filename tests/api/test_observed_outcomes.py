@@ -8,9 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from quantum_router.db import store
-from quantum_router.db.models import Experience
 from quantum_router.routing import Decision
-from tests.conftest import ClientFactory, login
+from tests.conftest import ClientFactory, login, stored_experience
 
 CHAT = {"prompt": "What is a monad?", "persona": "developer", "task_type": "chat"}
 
@@ -26,19 +25,6 @@ def auth(client: TestClient) -> dict[str, str]:
     return login(client)
 
 
-def _row(client: TestClient, experience_id: str) -> Experience:
-    services = client.app.state.services  # type: ignore[attr-defined]
-
-    async def _get() -> Experience:
-        async with services.db.write_session() as session:
-            found: Experience | None = await session.get(Experience, experience_id)
-            assert found is not None
-            return found
-
-    row: Experience = client.portal.call(_get)  # type: ignore[union-attr]
-    return row
-
-
 def _execute(client: TestClient, auth: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
     response = client.post("/v1/execute", json=body, headers=auth)
     assert response.status_code == 200, response.text
@@ -49,7 +35,7 @@ def test_a_lone_answer_logs_no_quality_because_nothing_was_observed(
     client: TestClient, auth: dict[str, str]
 ) -> None:
     result = _execute(client, auth, CHAT)
-    row = _row(client, result["experience_id"])
+    row = stored_experience(client, result["experience_id"])
     assert (row.quality, row.quality_source, row.reward) == (None, None, None)
     # The response still shows the scorer's estimate that picked the answer.
     assert result["variations"][0]["score"] > 0
@@ -57,7 +43,7 @@ def test_a_lone_answer_logs_no_quality_because_nothing_was_observed(
 
 def test_two_answers_log_their_agreement(client: TestClient, auth: dict[str, str]) -> None:
     result = _execute(client, auth, {**CHAT, "options": {"variations": 2, "model": "cheap"}})
-    row = _row(client, result["experience_id"])
+    row = stored_experience(client, result["experience_id"])
     assert row.quality_source == "agreement"
     assert row.quality in (1.0, 0.5)  # "[simulated] answer: X": the same X, or two different ones
     assert row.reward is not None and row.reward < row.quality
@@ -67,7 +53,7 @@ def test_a_cache_hit_is_not_an_observation(client: TestClient, auth: dict[str, s
     _execute(client, auth, {**CHAT, "options": {"variations": 2, "model": "cheap"}})
     hit = _execute(client, auth, {**CHAT, "options": {"variations": 2, "model": "cheap"}})
     assert hit["cache"] == "hit"
-    assert _row(client, hit["experience_id"]).quality_source is None
+    assert stored_experience(client, hit["experience_id"]).quality_source is None
 
 
 def test_code_that_does_not_parse_is_logged_as_a_verified_zero(client: TestClient) -> None:
@@ -89,7 +75,7 @@ def test_code_that_does_not_parse_is_logged_as_a_verified_zero(client: TestClien
     body = {"prompt": "reverse a list", "persona": "developer", "task_type": "code_generation"}
     result = _execute(client, auth, body)
     assert result["variations"][0]["score"] == 0.0
-    row = _row(client, result["experience_id"])
+    row = stored_experience(client, result["experience_id"])
     assert (row.quality, row.quality_source) == (0.0, "verifier")
 
 
@@ -103,7 +89,7 @@ def test_a_failed_choice_is_logged_as_a_failure(client: TestClient) -> None:
 
     execution.route = route_to_broken
     result = _execute(client, login(client), CHAT)
-    row = _row(client, result["experience_id"])
+    row = stored_experience(client, result["experience_id"])
     assert (row.action, row.quality, row.quality_source) == ("broken", 0.0, "failure")
 
 
@@ -115,7 +101,7 @@ def test_a_rating_becomes_the_label_and_a_later_judge_verdict_does_not_replace_i
         "/v1/feedback", json={"experience_id": result["experience_id"], "rating": 5}, headers=auth
     )
     assert rated.status_code == 200
-    row = _row(client, result["experience_id"])
+    row = stored_experience(client, result["experience_id"])
     assert (row.quality, row.quality_source) == (1.0, "rating")
 
     services = client.app.state.services  # type: ignore[attr-defined]
@@ -125,5 +111,5 @@ def test_a_rating_becomes_the_label_and_a_later_judge_verdict_does_not_replace_i
             return await store.set_judged_quality(session, result["experience_id"], 0.0, -1.0)
 
     assert client.portal.call(_judge) is False  # type: ignore[union-attr]
-    row = _row(client, result["experience_id"])
+    row = stored_experience(client, result["experience_id"])
     assert (row.quality, row.quality_source, row.reward) == (1.0, "rating", rated.json()["reward"])

@@ -301,6 +301,16 @@ def test_placement_reaches_every_pod_template(build: Build) -> None:
             assert pod["tolerations"][0]["key"] == "dedicated"
 
 
+def test_no_pod_gets_service_link_variables(build: Build) -> None:
+    """A Service named `qr` would give every pod QR_PORT=tcp://...: the router's own setting prefix."""
+    for spec in (sample("minimal").get("spec") or {}, sample("full")["spec"]):
+        for obj in build(spec).values():
+            spec_ = obj.get("spec") or {}
+            template = spec_.get("template") or (spec_.get("jobTemplate") or {}).get("spec", {}).get("template")
+            if obj["kind"] in ("Deployment", "StatefulSet", "Job", "CronJob"):
+                assert template["spec"]["enableServiceLinks"] is False, obj["metadata"]["name"]
+
+
 def test_volumes_are_claimed_and_kept_unless_ephemeral(build: Build) -> None:
     kept = build({})[("StatefulSet", "demo-db")]["spec"]
     assert kept["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "5Gi"

@@ -107,6 +107,13 @@ def test_hpa_metrics_of_the_full_sample(build: Build) -> None:
     assert pods["type"] == "Pods" and pods["pods"]["target"] == {"type": "AverageValue", "averageValue": "20"}
 
 
+def test_hpa_behavior_is_passed_through_only_when_given(build: Build) -> None:
+    assert "behavior" not in build({})[("HorizontalPodAutoscaler", "demo")]["spec"]
+    behavior = {"scaleDown": {"stabilizationWindowSeconds": 15}, "scaleUp": {"stabilizationWindowSeconds": 0}}
+    hpa = build({"autoscaling": {"behavior": behavior}})[("HorizontalPodAutoscaler", "demo")]["spec"]
+    assert hpa["behavior"] == behavior
+
+
 def test_pdb_only_when_two_pods_are_guaranteed(build: Build) -> None:
     assert build({"replicas": 2})[("PodDisruptionBudget", "demo")]["spec"]["maxUnavailable"] == 1
     assert ("PodDisruptionBudget", "demo") not in build({"replicas": 1})

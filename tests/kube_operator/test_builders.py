@@ -312,10 +312,11 @@ def test_no_pod_gets_service_link_variables(build: Build) -> None:
     """A Service named `qr` would give every pod QR_PORT=tcp://...: the router's own setting prefix."""
     for spec in (sample("minimal").get("spec") or {}, sample("full")["spec"]):
         for obj in build(spec).values():
-            spec_ = obj.get("spec") or {}
-            template = spec_.get("template") or (spec_.get("jobTemplate") or {}).get("spec", {}).get("template")
-            if obj["kind"] in ("Deployment", "StatefulSet", "Job", "CronJob"):
-                assert template["spec"]["enableServiceLinks"] is False, obj["metadata"]["name"]
+            if obj["kind"] not in ("Deployment", "StatefulSet", "Job", "CronJob"):
+                continue
+            spec_ = obj["spec"]
+            template = spec_.get("template") or spec_["jobTemplate"]["spec"]["template"]
+            assert template["spec"]["enableServiceLinks"] is False, obj["metadata"]["name"]
 
 
 def test_volumes_are_claimed_and_kept_unless_ephemeral(build: Build) -> None:

@@ -61,7 +61,8 @@ def pod_spec(
     **extra: Any,
 ) -> dict[str, Any]:
     """A pod spec of the stack: non-root with seccomp, no service-account token (no pod of ours calls
-    the API), no Service environment variables, the spec's placement; `extra` adds fields such as restartPolicy."""
+    the API), no Service environment variables, the spec's placement; `extra` adds fields such as
+    restartPolicy."""
     spec: dict[str, Any] = {**extra, "containers": containers}
     if volumes:
         spec["volumes"] = volumes

@@ -153,6 +153,17 @@ def test_a_new_redis_layout_gets_a_new_bootstrap_job() -> None:
     assert jobs[0] and jobs[1] and jobs[0] != jobs[1]
 
 
+def test_any_change_to_the_bootstrap_pod_template_gets_a_new_job() -> None:
+    """A Job's template is immutable: re-applying a changed template under the old name would fail."""
+
+    def job(spec: dict[str, object]) -> str:
+        return next(n for k, n in by_name(plan(context(spec))) if k == "Job" and "bootstrap" in n)
+
+    assert job({}) == job({})
+    assert job({}) != job({"placement": {"nodeSelector": {"type": "real"}}})
+    assert job({}) != job({"imagePullPolicy": "Never"})
+
+
 def test_postgres_primary_replicas_and_their_services(build: Build) -> None:
     children = build(sample("full")["spec"])
     rw, ro = children[("Service", "demo-db-rw")], children[("Service", "demo-db-ro")]

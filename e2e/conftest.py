@@ -10,6 +10,8 @@ records the host's state first so a test can check that `down` leaves nothing be
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -306,3 +308,51 @@ def real_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNodeClus
         yield RealNodeCluster(cluster=cluster, before=before)
     finally:
         cluster.down()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Operator:
+    """The real `router-operator` console script as a child process."""
+
+    def __init__(self, cluster: KubeCluster, log_path: Path) -> None:
+        self.cluster, self.log_path = cluster, log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.cluster.kubeconfig),
+            "QR_OPERATOR_RESYNC_SECONDS": "2",
+            "QR_OPERATOR_FACTS_TTL_SECONDS": "5",
+            "QR_OPERATOR_LIVENESS_PORT": str(free_port()),
+        }
+        script = Path(sys.executable).parent / "router-operator"
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [str(script)], env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+    def log_tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:] if self.log_path.exists() else ""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The test that stops the session's real node and checks the host runs after every other test
+    that uses that node, whichever module they are in."""
+    last = [i for i in items if i.name == "test_down_leaves_the_host_as_it_found_it"]
+    items[:] = [i for i in items if i not in last] + last

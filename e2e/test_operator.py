@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -20,6 +17,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from conftest import Operator
 from router_operator.builders import Context, plan
 from router_operator.owner import Owner
 from router_operator.status import is_ready
@@ -55,47 +53,6 @@ CHILD_KINDS = (
     "PodDisruptionBudget",
     "HorizontalPodAutoscaler",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Operator:
-    """The real `router-operator` console script as a child process."""
-
-    def __init__(self, cluster: KubeCluster, log_path: Path) -> None:
-        self.cluster, self.log_path = cluster, log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {
-            **os.environ,
-            "KUBECONFIG": str(self.cluster.kubeconfig),
-            "QR_OPERATOR_RESYNC_SECONDS": "2",
-            "QR_OPERATOR_FACTS_TTL_SECONDS": "5",
-            "QR_OPERATOR_LIVENESS_PORT": str(free_port()),
-        }
-        script = Path(sys.executable).parent / "router-operator"
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [str(script)], env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.proc = None
-
-    def log_tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:] if self.log_path.exists() else ""
 
 
 @pytest.fixture(scope="module")

@@ -91,6 +91,11 @@ class Autoscaling(Model):
         description="Average of the router's quantum_router_inflight_requests per pod to aim for "
         "(a Pods metric; needs a custom metrics adapter such as prometheus-adapter).",
     )
+    behavior: FreeForm | None = Field(
+        None,
+        description="The HPA's scaling behavior as autoscaling/v2 takes it (scaleUp/scaleDown: "
+        "stabilizationWindowSeconds, policies); unset: Kubernetes' defaults (scale down only after 300 s).",
+    )
 
 
 class ProviderKey(Model):

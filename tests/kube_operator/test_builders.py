@@ -107,6 +107,13 @@ def test_hpa_metrics_of_the_full_sample(build: Build) -> None:
     assert pods["type"] == "Pods" and pods["pods"]["target"] == {"type": "AverageValue", "averageValue": "20"}
 
 
+def test_hpa_behavior_is_passed_through_only_when_given(build: Build) -> None:
+    assert "behavior" not in build({})[("HorizontalPodAutoscaler", "demo")]["spec"]
+    behavior = {"scaleDown": {"stabilizationWindowSeconds": 15}, "scaleUp": {"stabilizationWindowSeconds": 0}}
+    hpa = build({"autoscaling": {"behavior": behavior}})[("HorizontalPodAutoscaler", "demo")]["spec"]
+    assert hpa["behavior"] == behavior
+
+
 def test_pdb_only_when_two_pods_are_guaranteed(build: Build) -> None:
     assert build({"replicas": 2})[("PodDisruptionBudget", "demo")]["spec"]["maxUnavailable"] == 1
     assert ("PodDisruptionBudget", "demo") not in build({"replicas": 1})
@@ -144,6 +151,17 @@ def test_a_new_redis_layout_gets_a_new_bootstrap_job() -> None:
     b = by_name(plan(context({"cache": {"managed": {"shards": 5}}})))
     jobs = [{n for k, n in x if k == "Job" and "bootstrap" in n} for x in (a, b)]
     assert jobs[0] and jobs[1] and jobs[0] != jobs[1]
+
+
+def test_any_change_to_the_bootstrap_pod_template_gets_a_new_job() -> None:
+    """A Job's template is immutable: re-applying a changed template under the old name would fail."""
+
+    def job(spec: dict[str, object]) -> str:
+        return next(n for k, n in by_name(plan(context(spec))) if k == "Job" and "bootstrap" in n)
+
+    assert job({}) == job({})
+    assert job({}) != job({"placement": {"nodeSelector": {"type": "real"}}})
+    assert job({}) != job({"imagePullPolicy": "Never"})
 
 
 def test_postgres_primary_replicas_and_their_services(build: Build) -> None:
@@ -299,6 +317,17 @@ def test_placement_reaches_every_pod_template(build: Build) -> None:
             pod = template["spec"]
             assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}, obj["metadata"]["name"]
             assert pod["tolerations"][0]["key"] == "dedicated"
+
+
+def test_no_pod_gets_service_link_variables(build: Build) -> None:
+    """A Service named `qr` would give every pod QR_PORT=tcp://...: the router's own setting prefix."""
+    for spec in (sample("minimal").get("spec") or {}, sample("full")["spec"]):
+        for obj in build(spec).values():
+            if obj["kind"] not in ("Deployment", "StatefulSet", "Job", "CronJob"):
+                continue
+            spec_ = obj["spec"]
+            template = spec_.get("template") or spec_["jobTemplate"]["spec"]["template"]
+            assert template["spec"]["enableServiceLinks"] is False, obj["metadata"]["name"]
 
 
 def test_volumes_are_claimed_and_kept_unless_ephemeral(build: Build) -> None:

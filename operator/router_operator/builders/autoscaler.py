@@ -17,7 +17,8 @@ def utilisation(resource: str, percent: int) -> dict[str, Any]:
 
 
 def build_hpa(ctx: Context) -> dict[str, Any] | None:
-    """CPU, memory and optionally in-flight requests per pod; None when autoscaling is off."""
+    """CPU, memory and optionally in-flight requests per pod, the spec's behavior; None when autoscaling
+    is off."""
     auto = ctx.spec.autoscaling
     if not auto.enabled:
         return None
@@ -29,14 +30,17 @@ def build_hpa(ctx: Context) -> dict[str, Any] | None:
     if auto.target_inflight_requests is not None:
         target = {"type": "AverageValue", "averageValue": str(auto.target_inflight_requests)}
         metrics.append({"type": "Pods", "pods": {"metric": {"name": INFLIGHT_METRIC}, "target": target}})
+    spec: dict[str, Any] = {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": ctx.owner.name},
+        "minReplicas": ctx.spec.min_replicas,
+        "maxReplicas": auto.max_replicas,
+        "metrics": metrics,
+    }
+    if auto.behavior is not None:
+        spec["behavior"] = dict(auto.behavior)
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
         "metadata": ctx.owner.metadata(ctx.owner.name, COMPONENT),
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": ctx.owner.name},
-            "minReplicas": ctx.spec.min_replicas,
-            "maxReplicas": auto.max_replicas,
-            "metrics": metrics,
-        },
+        "spec": spec,
     }

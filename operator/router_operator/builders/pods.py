@@ -61,12 +61,16 @@ def pod_spec(
     **extra: Any,
 ) -> dict[str, Any]:
     """A pod spec of the stack: non-root with seccomp, no service-account token (no pod of ours calls
-    the API), the spec's placement; `extra` adds fields such as restartPolicy."""
+    the API), no Service environment variables, the spec's placement; `extra` adds fields such as
+    restartPolicy."""
     spec: dict[str, Any] = {**extra, "containers": containers}
     if volumes:
         spec["volumes"] = volumes
     spec["securityContext"] = pod_security(fs_group)
     spec["automountServiceAccountToken"] = False
+    # No docker-link variables: a Service named like the stack (`qr` gives QR_PORT=tcp://...:8000)
+    # would otherwise override the router's QR_* settings in every pod of the namespace.
+    spec["enableServiceLinks"] = False
     return {**spec, **placement(placement_)}
 
 

@@ -93,14 +93,8 @@ def build_statefulset(ctx: Context) -> dict[str, Any]:
     return sts
 
 
-def bootstrap_name(ctx: Context) -> str:
-    """One Job per cluster layout (shards, replicas): a new layout gets a new Job."""
-    m = ctx.spec.cache.managed_or_default
-    return ctx.owner.child(f"redis-bootstrap-{digest([m.shards, m.replicas_per_shard, m.image], 6)}")
-
-
-def build_bootstrap_job(ctx: Context) -> dict[str, Any]:
-    """Runs redis-bootstrap.sh: waits for every pod, creates the cluster unless it exists."""
+def bootstrap_template(ctx: Context) -> dict[str, Any]:
+    """The bootstrap Job's pod template: redis-bootstrap.sh with the layout and the image."""
     m = ctx.spec.cache.managed_or_default
     volume, mount = scripts_volume(ctx)
     container = {
@@ -117,6 +111,21 @@ def build_bootstrap_job(ctx: Context) -> dict[str, Any]:
         "securityContext": pods.container_security(),
     }
     return {
+        "metadata": {"labels": ctx.owner.labels(BOOTSTRAP_COMPONENT)},
+        "spec": pods.pod_spec(ctx.spec.placement, [container], [volume], restartPolicy="OnFailure"),
+    }
+
+
+def bootstrap_name(ctx: Context) -> str:
+    """A digest of the pod template: a Job's template is immutable, so a new layout, image or pod
+    setting (an operator upgrade that changes every pod spec) gets a new Job, and the old one is
+    pruned. The script leaves an existing cluster alone, so a rerun is harmless."""
+    return ctx.owner.child(f"redis-bootstrap-{digest(bootstrap_template(ctx), 6)}")
+
+
+def build_bootstrap_job(ctx: Context) -> dict[str, Any]:
+    """Runs redis-bootstrap.sh: waits for every pod, creates the cluster unless it exists."""
+    return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": ctx.owner.metadata(
@@ -127,9 +136,6 @@ def build_bootstrap_job(ctx: Context) -> dict[str, Any]:
         "spec": {
             "backoffLimit": 10,
             "activeDeadlineSeconds": 1800,
-            "template": {
-                "metadata": {"labels": ctx.owner.labels(BOOTSTRAP_COMPONENT)},
-                "spec": pods.pod_spec(ctx.spec.placement, [container], [volume], restartPolicy="OnFailure"),
-            },
+            "template": bootstrap_template(ctx),
         },
     }

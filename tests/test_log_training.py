@@ -43,7 +43,7 @@ def test_policy_trained_on_the_log_is_published_and_served(
     }
     result = subprocess.run(
         [sys.executable, "-m", "quantum_router.cli", "train", "--from-log", "--steps", "1500", "--output",
-         str(output), "--publish", "--version", "log-test-1"],
+         str(output), "--publish", "--force", "--version", "log-test-1"],
         env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -55,9 +55,18 @@ def test_policy_trained_on_the_log_is_published_and_served(
     assert 31 <= count < 60, result.stdout
     assert "rating 1" in used.group(2) and "agreement" in used.group(2)
     assert f"on {count} experiences" in result.stdout
+    # The gate valued both policies on the logged rows; --force publishes whatever it said (its verdict on a
+    # 1,500-step policy against the catalog prior is not this test's subject: tests/learning/test_gate.py).
+    assert f"off-policy value on {count} logged rows" in result.stdout
     policy = load_policy(output)
     assert policy.version == "log-test-1"
     assert policy.models == ["cheap", "strong", "broken", "slow"]
+    assert policy.info["gate"]["rows"] == count
+    listed = subprocess.run(
+        [sys.executable, "-m", "quantum_router.cli", "policy", "list"],
+        env=env, capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    assert re.search(rf"log-test-1\t\S+\t(passed|failed \(forced\)) on {count} rows", listed), listed
 
     deadline = time.monotonic() + 10
     while client.get("/v1/capabilities").json()["policy_version"] != "log-test-1":

@@ -11,7 +11,9 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from quantum_router.db.engine import Database
 from quantum_router.db.migrate import upgrade
@@ -150,6 +152,42 @@ def _apikey_revoke(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _policy_list(settings: Settings, args: argparse.Namespace) -> int:
+    from quantum_router.db import store
+    from quantum_router.policy import PolicyFormatError, policy_from_bytes
+
+    async def _list(db: Database) -> list[tuple[str, str, str]]:
+        async def _rows(session: AsyncSession) -> list[tuple[str, str, str]]:
+            rows = []
+            for artifact in await store.published_policies(session, args.limit):
+                try:
+                    gate = policy_from_bytes(artifact.data).info.get("gate")
+                except PolicyFormatError:
+                    gate = None
+                rows.append(
+                    (artifact.version, artifact.created_at.isoformat(timespec="seconds"), _gate(gate))
+                )
+            return rows
+
+        return await db.read_primary(_rows)
+
+    print("version\tpublished\tgate (doubly robust value: new vs serving at publication)")
+    for row in _with_db(settings, _list):
+        print("\t".join(row))
+    return 0
+
+
+def _gate(gate: dict[str, Any] | None) -> str:
+    if not gate:
+        return "none (not trained from the log, or before the gate)"
+    new, serving = gate["new"]["dr"], gate["serving"]["dr"]
+    verdict = "passed" if gate["passed"] else "failed (forced)"
+    return (
+        f"{verdict} on {gate['rows']} rows: {new['value']:.4f} [{new['low']:.4f}, {new['high']:.4f}] vs "
+        f"{serving['value']:.4f} [{serving['low']:.4f}, {serving['high']:.4f}]"
+    )
+
+
 _COMMANDS: dict[tuple[str, str], Callable[[Settings, argparse.Namespace], int]] = {
     ("user", "create"): _user_create,
     ("user", "disable"): _user_disable,
@@ -157,6 +195,7 @@ _COMMANDS: dict[tuple[str, str], Callable[[Settings, argparse.Namespace], int]] 
     ("apikey", "create"): _apikey_create,
     ("apikey", "list"): _apikey_list,
     ("apikey", "revoke"): _apikey_revoke,
+    ("policy", "list"): _policy_list,
 }
 
 
@@ -178,6 +217,11 @@ def _parser() -> argparse.ArgumentParser:
     apikey.add_parser("list", help="a user's keys: prefix, name, created, state").add_argument("username")
     revoke = apikey.add_parser("revoke", help="revoke a key, given whole or by its prefix (see list)")
     revoke.add_argument("key", help="the key, or its prefix: the 12 characters after qr_")
+    policy = sub.add_parser("policy", help="published routing policies").add_subparsers(
+        dest="action", required=True
+    )
+    listing = policy.add_parser("list", help="newest first, with the off-policy estimates of their gate")
+    listing.add_argument("--limit", type=int, default=20)
     sub.add_parser(
         "train",
         help="train a policy on a dataset (train --help) or the experience log (train --from-log --help)",

@@ -28,6 +28,7 @@ from quantum_router.db.migrate import upgrade
 from quantum_router.db.models import Experience
 from quantum_router.execution import dense_features
 from quantum_router.feedback import rating_quality
+from quantum_router.learning import gate
 from quantum_router.learning.experience import LoggedExperience
 from quantum_router.outcomes import QualitySource
 from quantum_router.policy import Policy, policy_from_bytes
@@ -112,6 +113,11 @@ def main(argv: list[str], settings: Settings) -> int:
     parser.add_argument("--steps", type=int, default=20_000, help="experiences to sample while training")
     parser.add_argument("--output", type=Path, default=Path("policy.npz"))
     parser.add_argument("--publish", action="store_true", help="store it in the database for the service")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="publish even when the gate estimates it worse than the serving one",
+    )
     parser.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
     parser.add_argument("--version", default=None, help="policy version (default: dqn-<UTC time>)")
     args = parser.parse_args(argv)
@@ -133,11 +139,20 @@ def main(argv: list[str], settings: Settings) -> int:
     result = train_from_log(
         experiences, served.feature_spec, served.models, costs, config, text_model=served.text_model
     )
+    report = gate.evaluate(experiences, result.policy, served, costs, config.cost_weight)
+    print(report.describe())
+    result.policy.info["gate"] = report.as_info()
     result.policy.save(args.output)
     print(
         f"trained {result.policy.version} on {len(experiences)} experiences in {result.seconds_total:.1f} s; "
         f"wrote {args.output}"
     )
+    if args.publish and not report.passed and not args.force:
+        print(
+            "not published: its doubly robust value is below the serving policy's (--force publishes anyway)",
+            file=sys.stderr,
+        )
+        return 3
     if args.publish:
         asyncio.run(_publish(settings, result.policy))
         print(f"published {result.policy.version}; service replicas load it at their next poll")

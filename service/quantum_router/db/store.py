@@ -242,6 +242,12 @@ async def latest_policy_stamp(session: AsyncSession) -> tuple[str, datetime] | N
     return (row[0], row[1]) if row else None
 
 
+async def published_policies(session: AsyncSession, limit: int) -> Sequence[PolicyArtifact]:
+    """The newest published policies first."""
+    query = select(PolicyArtifact).order_by(*_NEWEST_POLICY_FIRST).limit(limit)
+    return (await session.execute(query)).scalars().all()
+
+
 async def add_policy(session: AsyncSession, version: str, data: bytes, published: datetime) -> None:
     """Publish a policy artifact."""
     session.add(PolicyArtifact(version=version, data=data, created_at=published))

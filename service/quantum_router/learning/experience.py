@@ -71,8 +71,7 @@ def problem_from_log(
     latency_weight: float = 0.0,
 ) -> Problem:
     """The problem from logged rows (rows without quality or rating, or of unknown models, are dropped)."""
-    rows = [e if isinstance(e, LoggedExperience) else LoggedExperience.from_mapping(e) for e in experiences]
-    kept = [r for r in rows if r.action in models and r.target(latency_weight) is not None]
+    kept = usable_rows(experiences, models, latency_weight)
     if not kept:
         raise ValueError("no usable experiences (need a known model and a quality or rating)")
     x = np.asarray([np.asarray(r.features, dtype=np.float64) for r in kept])
@@ -95,6 +94,7 @@ def problem_from_log(
             pred = np.full(len(x), float(np.average(y, weights=weight)))
         # Keep the model's guesses inside the range of outcomes actually seen.
         quality[:, j] = np.clip(pred, low, high)
+    fitted_quality = quality.copy()  # the reward model alone, for doubly robust estimates
     quality[np.arange(len(kept)), action] = y  # observed outcome where we have one
     costs = row_costs(
         np.asarray([r.cost_usd for r in kept], dtype=np.float64), action, weight, model_costs_per_1k
@@ -107,7 +107,18 @@ def problem_from_log(
         costs_per_1k=list(model_costs_per_1k),
         info={"source": "experience log", "experiences": len(kept), "per_model": fitted, "ridge": ridge},
         row_costs=costs.astype(np.float32),
+        fitted_quality=fitted_quality.astype(np.float32),
     )
+
+
+def usable_rows(
+    experiences: Sequence[LoggedExperience | Mapping[str, Any]],
+    models: list[str],
+    latency_weight: float = 0.0,
+) -> list[LoggedExperience]:
+    """The rows a log problem is built from, in order: a known model and an observed quality or rating."""
+    rows = [e if isinstance(e, LoggedExperience) else LoggedExperience.from_mapping(e) for e in experiences]
+    return [r for r in rows if r.action in models and r.target(latency_weight) is not None]
 
 
 def row_costs(

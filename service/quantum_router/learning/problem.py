@@ -38,6 +38,8 @@ class Problem:
     # (n, models) USD per request, when known per row (the experience log's own costs); rewards then charge
     # these instead of the catalog's per-model prices.
     row_costs: FloatMatrix | None = None
+    # (n, models) the reward model's predicted quality before observed outcomes replace it (logs only).
+    fitted_quality: FloatMatrix | None = None
 
     def __post_init__(self) -> None:
         n = self.features.shape[0]
@@ -88,4 +90,5 @@ class Problem:
             text_model=self.text_model,
             text_cross_fitted=self.text_cross_fitted,
             row_costs=self.row_costs[rows] if self.row_costs is not None else None,
+            fitted_quality=self.fitted_quality[rows] if self.fitted_quality is not None else None,
         )

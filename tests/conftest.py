@@ -78,6 +78,8 @@ def stored_experience(client: TestClient, experience_id: str) -> Experience:
     services = client.app.state.services  # type: ignore[attr-defined]
 
     async def _get() -> Experience:
+        # Acknowledged rows may still be queued for the batch writer.
+        await services.experiences.flushed()
         async with services.db.write_session() as session:
             found: Experience | None = await session.get(Experience, experience_id)
             assert found is not None

@@ -4,7 +4,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from quantum_router.users import create_user
-from tests.conftest import ClientFactory, login
+from tests.conftest import ClientFactory, login, stored_experience
 
 SIMPLE = {
     "prompt": "Write a function that reverses a list",
@@ -117,7 +117,6 @@ def test_all_providers_failing_is_503_and_timeouts_are_504(client_factory: Clien
 
 
 def test_a_failed_choice_is_logged_with_zero_quality_even_when_a_fallback_answers(client: TestClient) -> None:
-    from quantum_router.db.models import Experience
     from quantum_router.routing import Decision
 
     services = client.app.state.services  # type: ignore[attr-defined]
@@ -132,12 +131,8 @@ def test_a_failed_choice_is_logged_with_zero_quality_even_when_a_fallback_answer
     result = client.post("/v1/execute", json=SIMPLE, headers=login(client)).json()
     assert result["model"] == "cheap"
 
-    async def _logged() -> tuple[str, float]:
-        async with services.db.write_session() as session:
-            row = await session.get(Experience, result["experience_id"])
-            return row.action, row.quality
-
-    assert client.portal.call(_logged) == ("broken", 0.0)  # type: ignore[union-attr]
+    row = stored_experience(client, result["experience_id"])
+    assert (row.action, row.quality) == ("broken", 0.0)
 
 
 def test_a_paid_answer_is_cached_even_when_its_experience_cannot_be_written(

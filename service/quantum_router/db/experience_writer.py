@@ -95,6 +95,10 @@ class ExperienceWriter:
         if pending:
             await asyncio.gather(*(asyncio.shield(f) for f in pending), return_exceptions=True)
 
+    async def flushed(self) -> None:
+        """Wait until every row queued so far has been written or has failed (the queue is empty)."""
+        await self._queue.join()
+
     async def close(self, drain_seconds: float = 30.0) -> None:
         """Write everything queued, then stop; rows offered after this raise :class:`WriterClosed`.
 

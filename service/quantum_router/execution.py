@@ -215,10 +215,13 @@ class ExecutionService:
             if cached is not None:
                 return _whole(await self._answer_from_cache(user_id, request, cached, started))
         features, decision, plans, job = self._plan(request, count)
-        plan = plans[0]
-        model, events, tried, first = await self._open_stream(job, plan)
+        outcome, events, first = await self._open_stream(job, plans[0])
+        if events is None or first is None:
+            # Counted and raised exactly as a failed non-streamed request is.
+            self._tally([outcome])
+            raise _upstream_failure([outcome])
+        key = self._cache_key(user_id, request, count)
         experience_id = new_id()
-        answer = AnswerStream(model, "miss", self._policies.current.version, experience_id, _one(""))
 
         async def deltas() -> AsyncIterator[str]:
             completion = first if isinstance(first, Completion) else None
@@ -230,51 +233,55 @@ class ExecutionService:
                         yield event.text
                     else:
                         completion = event
-            except ProviderError:
-                self._metrics.variations.labels(model, "error").inc()
-                self._metrics.provider_errors.labels(model).inc()
+                if completion is None:
+                    raise ProviderError(
+                        f"{outcome.model}: stream ended without a completion", retryable=False
+                    )
+            except ProviderError as exc:
+                outcome.error = str(exc)
+                self._tally([outcome])
                 raise
-            if completion is None:
-                raise ProviderError(f"{model}: stream ended without a completion", retryable=False)
-            outcome = VariationOutcome(
-                plan, model, completion, latency_ms=(time.perf_counter() - started) * 1000, tried=tried
-            )
+            outcome.completion = completion
+            outcome.latency_ms = (time.perf_counter() - started) * 1000
             result = self._summarise(request, features, decision, [outcome], started)
-            await self._cache_set(self._cache_key(user_id, request, count), result.public)
+            await self._cache_set(key, result.public)
             await self._record(user_id, request, result, experience_id)
             self._submit_to_judge(experience_id, user_id, request, result)
+            # Runs only once the caller iterates the deltas, after ``answer`` below is bound.
             answer.result = {**result.public, "cache": "miss", "experience_id": experience_id}
 
-        answer.deltas = deltas()
+        answer = AnswerStream(outcome.model, "miss", self._policies.current.version, experience_id, deltas())
         return answer
 
     async def _open_stream(
         self, job: Job, plan: VariationPlan
-    ) -> tuple[str, AsyncIterator[StreamEvent], list[str], StreamEvent]:
-        """The first model (the plan's, then the fallbacks) whose stream yields a first event in time."""
+    ) -> tuple[VariationOutcome, AsyncIterator[StreamEvent] | None, StreamEvent | None]:
+        """The first model (the plan's, then the fallbacks) whose stream yields a first event in time: its
+        outcome (still without a completion), the stream and that event. When none does, the failed
+        outcome and no stream; ``timed_out`` then says whether every attempt timed out."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + job.timeout_seconds
-        tried: list[str] = []
+        outcome = VariationOutcome(plan, plan.model, timed_out=True)
         errors: list[str] = []
-        timed_out = True
         for model in (plan.model, *job.fallbacks):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
-            tried.append(model)
+            outcome.model = model
+            outcome.tried.append(model)
             events = self._providers.stream(job.completion_request(model, plan, remaining))
             try:
                 async with asyncio.timeout(remaining):
                     first = await anext(events)
             except (ProviderError, TimeoutError, StopAsyncIteration) as exc:
                 await events.aclose()  # type: ignore[attr-defined]
-                timed_out = timed_out and isinstance(exc, ProviderTimeout | TimeoutError)
+                outcome.timed_out = outcome.timed_out and isinstance(exc, ProviderTimeout | TimeoutError)
                 errors.append(str(exc) or f"{model}: timed out")
-                self._metrics.variations.labels(model, "timeout" if timed_out else "error").inc()
-                self._metrics.provider_errors.labels(model).inc()
                 continue
-            return model, events, tried, first
-        raise UpstreamFailure("; ".join(errors) or "no time left", timed_out=timed_out)
+            outcome.timed_out = False
+            return outcome, events, first
+        outcome.error = "; ".join(errors) or "no time left"
+        return outcome, None, None
 
     def _plan(
         self, request: ExecuteRequest, count: int
@@ -314,15 +321,10 @@ class ExecutionService:
         outcomes: list[VariationOutcome],
         started: float,
     ) -> Answer:
-        for o in outcomes:
-            outcome = "ok" if o.ok else ("timeout" if o.timed_out else "error")
-            self._metrics.variations.labels(o.model, outcome).inc()
-            for failed in o.tried[:-1] if o.ok else o.tried:
-                self._metrics.provider_errors.labels(failed).inc()
+        self._tally(outcomes)
         ok = [o for o in outcomes if o.ok]
         if not ok:
-            timed_out = all(o.timed_out for o in outcomes)
-            raise UpstreamFailure("; ".join(o.error or "failed" for o in outcomes), timed_out=timed_out)
+            raise _upstream_failure(outcomes)
         completions = [o.completion for o in ok if o.completion is not None]
         texts = [c.text for c in completions]
         priors = [decision.scores.get(o.model, 0.5) for o in ok]
@@ -383,6 +385,14 @@ class ExecutionService:
         cost_penalty, latency_penalty = self.penalties(winner.model, latency_ms)
         chosen_text = texts[mine] if mine is not None else None
         return Answer(public, features, decision, observed, cost_penalty, latency_penalty, chosen_text)
+
+    def _tally(self, outcomes: list[VariationOutcome]) -> None:
+        """Count each variation's outcome, and every failed provider call on its way."""
+        for o in outcomes:
+            outcome = "ok" if o.ok else ("timeout" if o.timed_out else "error")
+            self._metrics.variations.labels(o.model, outcome).inc()
+            for failed in o.tried[:-1] if o.ok else o.tried:
+                self._metrics.provider_errors.labels(failed).inc()
 
     def penalties(self, model: str, latency_ms: float) -> tuple[float, float]:
         """(cost weight x model cost per 1k tokens, latency weight x seconds): the prior's reward units."""
@@ -492,6 +502,12 @@ class ExecutionService:
         except CacheUnavailable as exc:
             self._metrics.cache_errors.inc()
             log.warning("cache unavailable, answer not stored: %s", exc)
+
+
+def _upstream_failure(outcomes: list[VariationOutcome]) -> UpstreamFailure:
+    """No variation answered; a timeout when every failure was one."""
+    timed_out = all(o.timed_out for o in outcomes)
+    return UpstreamFailure("; ".join(o.error or "failed" for o in outcomes), timed_out=timed_out)
 
 
 async def _one(text: str) -> AsyncIterator[str]:

@@ -199,6 +199,11 @@ def test_a_stream_falls_back_before_its_first_chunk(served: Served) -> None:
         body = "".join(response.iter_text())
     assert served.stub.calls["status-400"] == 1
     assert '"content":"stub"' in body.replace(" ", "")
+    # Counted as a non-streamed request with a fallback is: one failed call, one variation that answered.
+    metrics = httpx.get(served.base_url.removesuffix("/v1") + "/metrics").text
+    assert 'qr_provider_errors_total{model="refuses"} 1.0' in metrics
+    assert 'qr_variations_total{model="instant",outcome="ok"} 1.0' in metrics
+    assert 'model="refuses",outcome=' not in metrics
 
 
 def test_a_stream_that_breaks_midway_ends_with_an_error_event(served: Served) -> None:

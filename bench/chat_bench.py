@@ -18,13 +18,9 @@ from pathlib import Path
 import httpx
 
 from bench.service_bench import (
-    free_port,
     login,
     percentiles,
-    process,
-    service_env,
-    stub_catalog,
-    stub_upstream,
+    router_on_stub,
 )
 
 MESSAGES = [{"role": "user", "content": "Write a function that reverses a list"}]
@@ -66,39 +62,27 @@ def main() -> int:
     def add(name: str, value: float) -> None:
         samples.setdefault(name, []).append(value)
 
-    with tempfile.TemporaryDirectory(prefix="qr-chat-bench-") as tmp_dir:
-        tmp = Path(tmp_dir)
-        port = free_port()
-        serve = [sys.executable, "-m", "quantum_router.cli", "serve"]
-        with (
-            stub_upstream() as stub_port,
-            process(
-                serve,
-                service_env(
-                    port,
-                    tmp / "chat.db",
-                    {"QR_CATALOG_FILE": str(stub_catalog(tmp / "catalog.yaml", stub_port, ("chat",)))},
-                ),
-                f"http://127.0.0.1:{port}/v1/health",
-            ),
-            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as router,
-            httpx.Client(base_url=f"http://127.0.0.1:{stub_port}", timeout=60) as stub,
-        ):
-            auth = {**login(router), "x-quantum-router-bypass-cache": "true"}
-            direct_body = {"model": "fast", "messages": MESSAGES, "max_tokens": 16}
-            routed_body = {"model": "router", "messages": MESSAGES, "max_tokens": 16}
-            for _ in range(args.n):
-                add("non-streamed, direct to the stub", plain(stub, "/v1/chat/completions", direct_body, {}))
-                add(
-                    "non-streamed, through the router",
-                    plain(router, "/v1/chat/completions", routed_body, auth),
-                )
-                first, total = streamed(stub, "/v1/chat/completions", direct_body, {})
-                add("streamed first chunk, direct", first)
-                add("streamed to the end, direct", total)
-                first, total = streamed(router, "/v1/chat/completions", routed_body, auth)
-                add("streamed first chunk, through the router", first)
-                add("streamed to the end, through the router", total)
+    with (
+        tempfile.TemporaryDirectory(prefix="qr-chat-bench-") as tmp_dir,
+        router_on_stub(Path(tmp_dir), ("chat",)) as service,
+        httpx.Client(base_url=service.url, timeout=60) as router,
+        httpx.Client(base_url=service.stub_url, timeout=60) as stub,
+    ):
+        auth = {**login(router), "x-quantum-router-bypass-cache": "true"}
+        direct_body = {"model": "fast", "messages": MESSAGES, "max_tokens": 16}
+        routed_body = {"model": "router", "messages": MESSAGES, "max_tokens": 16}
+        for _ in range(args.n):
+            add("non-streamed, direct to the stub", plain(stub, "/v1/chat/completions", direct_body, {}))
+            add(
+                "non-streamed, through the router",
+                plain(router, "/v1/chat/completions", routed_body, auth),
+            )
+            first, total = streamed(stub, "/v1/chat/completions", direct_body, {})
+            add("streamed first chunk, direct", first)
+            add("streamed to the end, direct", total)
+            first, total = streamed(router, "/v1/chat/completions", routed_body, auth)
+            add("streamed first chunk, through the router", first)
+            add("streamed to the end, through the router", total)
     print("| what | n | median ms | p99 ms |\n| --- | --- | --- | --- |")
     for name, values in samples.items():
         r = percentiles(values)

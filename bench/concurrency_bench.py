@@ -21,14 +21,10 @@ import aiohttp
 import httpx
 
 from bench.service_bench import (
-    free_port,
     login,
     percentiles,
-    process,
+    router_on_stub,
     rss_mb,
-    service_env,
-    stub_catalog,
-    stub_upstream,
 )
 
 
@@ -65,28 +61,16 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--cached", action="store_true", help="repeat one prompt: cache hits after the first")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="qr-concurrency-") as tmp_dir:
-        tmp = Path(tmp_dir)
-        port = free_port()
-        serve = [sys.executable, "-m", "quantum_router.cli", "serve"]
-        with (
-            stub_upstream() as stub_port,
-            process(
-                serve,
-                service_env(
-                    port,
-                    tmp / "bench.db",
-                    {"QR_CATALOG_FILE": str(stub_catalog(tmp / "catalog.yaml", stub_port))},
-                ),
-                f"http://127.0.0.1:{port}/v1/health",
-            ) as service,
-            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client,
-        ):
-            auth = login(client)
-            latencies, statuses, elapsed = asyncio.run(
-                load(f"http://127.0.0.1:{port}", auth, args.requests, args.concurrency, args.cached)
-            )
-            memory = rss_mb(service.pid)
+    with (
+        tempfile.TemporaryDirectory(prefix="qr-concurrency-") as tmp_dir,
+        router_on_stub(Path(tmp_dir)) as service,
+        httpx.Client(base_url=service.url, timeout=60) as client,
+    ):
+        auth = login(client)
+        latencies, statuses, elapsed = asyncio.run(
+            load(service.url, auth, args.requests, args.concurrency, args.cached)
+        )
+        memory = rss_mb(service.pid)
     stats = percentiles(latencies)
     kind = "requests of one prompt" if args.cached else "cache misses"
     print(f"concurrency {args.concurrency}, {args.requests} {kind} in {elapsed:.1f} s")

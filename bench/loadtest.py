@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tests.integration.servers import read_env_file
 
-from bench.service_bench import PASSWORD, ROOT, free_port, process, service_env, stub_catalog, stub_upstream
+from bench.service_bench import PASSWORD, ROOT, router_on_stub
 
 # DESIGN.md section 6: the target (ms) of each request type the scenario sends.
 TARGETS_MS = {"capabilities": 100, "execute simple": 2000, "execute complex": 10_000}
@@ -83,7 +83,6 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "loadtest")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    port = free_port()
     with tempfile.TemporaryDirectory(prefix="qr-loadtest-") as tmp_dir:
         tmp = Path(tmp_dir)
         tmp.chmod(0o755)
@@ -96,19 +95,14 @@ def main() -> int:
                 scripts.append((script, tmp / name))
                 extra.update(read_env_file(tmp / name / "env"))
         try:
-            with stub_upstream() as stub_port:
-                models = (
-                    ("stub-small", "stub-small", 0.0005),
-                    ("stub-medium", "stub-medium", 0.003),
-                    ("stub-large", "stub-large", 0.02),
-                )
-                tasks, personas = ("code_generation", "code_analysis"), ("developer", "architect")
-                catalog = stub_catalog(tmp / "catalog.yaml", stub_port, tasks, personas, models)
-                extra["QR_CATALOG_FILE"] = str(catalog)
-                serve = [sys.executable, "-m", "quantum_router.cli", "serve"]
-                ready = f"http://127.0.0.1:{port}/v1/health"
-                with process(serve, service_env(port, tmp / "router.db", extra), ready):
-                    run_locust(args, port)
+            models = (
+                ("stub-small", "stub-small", 0.0005),
+                ("stub-medium", "stub-medium", 0.003),
+                ("stub-large", "stub-large", 0.02),
+            )
+            tasks, personas = ("code_generation", "code_analysis"), ("developer", "architect")
+            with router_on_stub(tmp, tasks, personas, models, extra) as service:
+                run_locust(args, service.port)
         finally:
             for script, directory in scripts:
                 subprocess.run([ROOT / "scripts" / script, "--dir", directory, "destroy"], check=False)

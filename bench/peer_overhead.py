@@ -36,10 +36,8 @@ from bench.service_bench import (
     login,
     percentiles,
     process,
+    router_on_stub,
     rss_mb,
-    service_env,
-    stub_catalog,
-    stub_upstream,
 )
 
 LITELLM_VERSION = "1.108.7"
@@ -136,7 +134,6 @@ def main() -> int:
         capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
     print(f"LiteLLM {version} (venv {venv})", flush=True)
-    port = free_port()
     master_key = "sk-" + secrets.token_hex(32)
     samples: dict[tuple[str, int], list[float]] = {}
     seconds: dict[tuple[str, int], float] = {}
@@ -144,23 +141,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="qr-peers-") as tmp_dir:
         tmp = Path(tmp_dir)
         with (
-            stub_upstream() as stub_port,
-            process(
-                [sys.executable, "-m", "quantum_router.cli", "serve"],
-                service_env(
-                    port,
-                    tmp / "router.db",
-                    {"QR_CATALOG_FILE": str(stub_catalog(tmp / "catalog.yaml", stub_port, ("chat",)))},
-                ),
-                f"http://127.0.0.1:{port}/readyz",
-            ) as router,
-            litellm_proxy(venv, stub_port, tmp, master_key) as (litellm_url, litellm_pid),
-            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client,
+            router_on_stub(tmp, ("chat",)) as router,
+            litellm_proxy(venv, router.stub_port, tmp, master_key) as (litellm_url, litellm_pid),
+            httpx.Client(base_url=router.url, timeout=60) as client,
         ):
             router_auth = {**login(client), "x-quantum-router-bypass-cache": "true"}
             targets = {
-                "direct to the stub": (f"http://127.0.0.1:{stub_port}", {"model": "fast"}, {}),
-                "Quantum Router": (f"http://127.0.0.1:{port}", {"model": "router"}, router_auth),
+                "direct to the stub": (router.stub_url, {"model": "fast"}, {}),
+                "Quantum Router": (router.url, {"model": "router"}, router_auth),
                 f"LiteLLM {version}": (
                     litellm_url,
                     {"model": "fast"},

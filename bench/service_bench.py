@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -60,7 +61,7 @@ def process(args: list[str], env: dict[str, str], ready_url: str) -> Iterator[su
 
 
 @contextmanager
-def stub_upstream() -> Iterator[int]:
+def _stub_upstream() -> Iterator[int]:
     """The instant OpenAI-compatible stub (tests/openai_stub.py) in a process of its own; yields its port."""
     port = free_port()
     code = (
@@ -71,7 +72,7 @@ def stub_upstream() -> Iterator[int]:
         yield port
 
 
-def stub_catalog(
+def _stub_catalog(
     path: Path,
     stub_port: int,
     task_types: tuple[str, ...] = ("code_generation",),
@@ -161,6 +162,42 @@ def service_env(port: int, db: Path, extra: dict[str, str]) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class RouterOnStub:
+    """The service and the stub it fronts, each in a process of its own on a free loopback port."""
+
+    port: int
+    stub_port: int
+    pid: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def stub_url(self) -> str:
+        return f"http://127.0.0.1:{self.stub_port}"
+
+
+@contextmanager
+def router_on_stub(
+    tmp: Path,
+    task_types: tuple[str, ...] = ("code_generation",),
+    personas: tuple[str, ...] = ("developer",),
+    models: tuple[tuple[str, str, float], ...] = (("upstream", "fast", 0.001),),
+    extra: dict[str, str] | None = None,
+) -> Iterator[RouterOnStub]:
+    """``quantum-router serve`` (SQLite in ``tmp``, ``extra`` settings) whose catalog's models, (name,
+    upstream model, cost per 1k tokens), all call the instant OpenAI-compatible stub."""
+    port = free_port()
+    with _stub_upstream() as stub_port:
+        catalog = _stub_catalog(tmp / "catalog.yaml", stub_port, task_types, personas, models)
+        env = service_env(port, tmp / "router.db", {**(extra or {}), "QR_CATALOG_FILE": str(catalog)})
+        serve = [sys.executable, "-m", "quantum_router.cli", "serve"]
+        with process(serve, env, f"http://127.0.0.1:{port}/v1/health") as proc:
+            yield RouterOnStub(port, stub_port, proc.pid)
+
+
 def login(client: httpx.Client) -> dict[str, str]:
     token = client.post("/v1/auth/login", json={"username": "admin", "password": PASSWORD}).json()[
         "access_token"
@@ -219,22 +256,12 @@ def bench_embedded(tmp: Path, args: argparse.Namespace) -> dict[str, dict[str, f
 
 def bench_overhead(tmp: Path, args: argparse.Namespace) -> tuple[dict[str, dict[str, float]], float, float]:
     """The same completions direct to the stub and through the router, alternating, in one run."""
-    port = free_port()
-    serve = [sys.executable, "-m", "quantum_router.cli", "serve"]
-    catalog = tmp / "stub-catalog.yaml"
     direct: list[float] = []
     routed: list[float] = []
     with (
-        stub_upstream() as stub_port,
-        process(
-            serve,
-            service_env(
-                port, tmp / "overhead.db", {"QR_CATALOG_FILE": str(stub_catalog(catalog, stub_port))}
-            ),
-            f"http://127.0.0.1:{port}/v1/health",
-        ) as service,
-        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client,
-        httpx.Client(base_url=f"http://127.0.0.1:{stub_port}/v1", timeout=60) as upstream,
+        router_on_stub(tmp) as service,
+        httpx.Client(base_url=service.url, timeout=60) as client,
+        httpx.Client(base_url=f"{service.stub_url}/v1", timeout=60) as upstream,
     ):
         auth = login(client)
         chat = {"model": "fast", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}

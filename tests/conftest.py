@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from quantum_router.app import create_app
 from quantum_router.db.models import Experience
@@ -87,3 +89,20 @@ def stored_experience(client: TestClient, experience_id: str) -> Experience:
 
     row: Experience = client.portal.call(_get)  # type: ignore[union-attr]
     return row
+
+
+@contextmanager
+def primary_down(client: TestClient, tmp_path: Path) -> Iterator[None]:
+    """Inside the block every connection to the app's primary database fails (a SQLite file in a directory
+    that does not exist); after it, the real primary is back."""
+    services = client.app.state.services  # type: ignore[attr-defined]
+    primary = services.db.primary
+    dead = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
+    services.db.primary = dead
+    services.db.write_session.configure(bind=dead)
+    try:
+        yield
+    finally:
+        services.db.primary = primary
+        services.db.write_session.configure(bind=primary)
+        client.portal.call(dead.dispose)  # type: ignore[union-attr]

@@ -1,10 +1,9 @@
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from quantum_router.users import create_user
-from tests.conftest import ClientFactory, login, stored_experience
+from tests.conftest import ClientFactory, login, primary_down, stored_experience
 
 SIMPLE = {
     "prompt": "Write a function that reverses a list",
@@ -141,20 +140,13 @@ def test_a_paid_answer_is_cached_even_when_its_experience_cannot_be_written(
     # Acknowledged only after the commit: a failed write is a 503.
     client = client_factory(experience_acknowledge="commit")
     auth = login(client)
-    services = client.app.state.services  # type: ignore[attr-defined]
-    primary = services.db.primary
     # The token's user is looked up once per cache period: that happens here, while the database is up.
     assert client.get("/v1/jobs/none", headers=auth).status_code == 404
-    # The primary fails after the upstream call: every connection to a file in a missing directory fails.
-    dead = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
-    services.db.primary = dead
-    services.db.write_session.configure(bind=dead)
-    lost = client.post("/v1/execute", json=SIMPLE, headers=auth)
+    # The primary fails after the upstream call.
+    with primary_down(client, tmp_path):
+        lost = client.post("/v1/execute", json=SIMPLE, headers=auth)
     assert lost.status_code == 503  # the documented answer when the database fails
     assert lost.json()["reason"] == "database_unavailable"
-    services.db.primary = primary
-    services.db.write_session.configure(bind=primary)
-    client.portal.call(dead.dispose)  # type: ignore[union-attr]
     retry = client.post("/v1/execute", json=SIMPLE, headers=auth)
     assert retry.status_code == 200, retry.text
     assert retry.json()["cache"] == "hit"  # the upstream call is not paid for twice
@@ -171,16 +163,9 @@ def test_a_queued_experience_survives_a_database_outage(
     # An authenticated call first: a token's user is then cached (QR_API_KEY_CACHE_SECONDS), as it is for
     # the clients of a running service when its database goes away.
     assert client.get("/v1/experiences", headers=auth).status_code == 200
-    services = client.app.state.services  # type: ignore[attr-defined]
-    primary = services.db.primary
-    dead = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
-    services.db.primary = dead
-    services.db.write_session.configure(bind=dead)
-    answered = client.post("/v1/execute", json=SIMPLE, headers=auth)
+    with primary_down(client, tmp_path):
+        answered = client.post("/v1/execute", json=SIMPLE, headers=auth)
     assert answered.status_code == 200, answered.text
-    services.db.primary = primary
-    services.db.write_session.configure(bind=primary)
-    client.portal.call(dead.dispose)  # type: ignore[union-attr]
     rated = client.post(
         "/v1/feedback", json={"experience_id": answered.json()["experience_id"], "rating": 4}, headers=auth
     )

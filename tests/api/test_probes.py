@@ -7,19 +7,10 @@ from signal import SIGTERM
 import uvicorn
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from quantum_router.server import DrainingServer
-from tests.conftest import ClientFactory
+from tests.conftest import ClientFactory, primary_down
 from tests.ports import free_port
-
-
-def _lose_the_database(client: TestClient, tmp_path: Path) -> None:
-    # As test_service_endpoints does: a primary in a directory that does not exist never connects.
-    services = client.app.state.services  # type: ignore[attr-defined]
-    dead = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
-    services.db.primary = dead
-    services.db.write_session.configure(bind=dead)
 
 
 def _dependency_up(client: TestClient) -> dict[str, float]:
@@ -37,11 +28,11 @@ def test_livez_and_readyz_answer_200_without_credentials(client: TestClient) -> 
 
 
 def test_a_database_outage_makes_readyz_503_but_leaves_livez_200(client: TestClient, tmp_path: Path) -> None:
-    _lose_the_database(client, tmp_path)
-    assert client.get("/v1/health").status_code == 503
-    live = client.get("/livez")
+    with primary_down(client, tmp_path):
+        assert client.get("/v1/health").status_code == 503
+        live = client.get("/livez")
+        ready = client.get("/readyz")
     assert (live.status_code, live.json()) == (200, {"status": "ok"})
-    ready = client.get("/readyz")
     assert ready.status_code == 503
     assert ready.json() == {
         "status": "not_ready",
@@ -86,9 +77,9 @@ def test_readyz_exports_every_dependency_up(client: TestClient) -> None:
 
 def test_a_database_outage_turns_its_gauge_to_0(client: TestClient, tmp_path: Path) -> None:
     client.get("/readyz")
-    _lose_the_database(client, tmp_path)
-    assert client.get("/readyz").status_code == 503
-    assert _dependency_up(client) == {"database": 0, "cache": 1}
+    with primary_down(client, tmp_path):
+        assert client.get("/readyz").status_code == 503
+        assert _dependency_up(client) == {"database": 0, "cache": 1}
 
 
 def test_a_cache_outage_turns_its_gauge_to_0(client_factory: ClientFactory) -> None:

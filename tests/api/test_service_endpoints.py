@@ -1,9 +1,8 @@
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import ClientFactory, login
+from tests.conftest import ClientFactory, login, primary_down
 
 
 def test_health_reports_each_dependency(client: TestClient) -> None:
@@ -25,16 +24,12 @@ def test_health_is_503_and_writes_are_503_when_the_database_is_gone(
     # Experiences acknowledged on commit, so an execute needs the database (queued ones: test_execute.py).
     client = client_factory(experience_acknowledge="commit")
     auth = login(client)
-    services = client.app.state.services  # type: ignore[attr-defined]
-    # Point the primary at a file in a directory that does not exist: every connection attempt fails.
-    dead = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
-    services.db.primary = dead
-    services.db.write_session.configure(bind=dead)
-    response = client.get("/v1/health")
+    body = {"prompt": "hi", "persona": "developer", "task_type": "chat", "options": {"bypass_cache": True}}
+    with primary_down(client, tmp_path):
+        response = client.get("/v1/health")
+        write = client.post("/v1/execute", json=body, headers=auth)
     assert response.status_code == 503
     assert response.json()["database"] == "down"
-    body = {"prompt": "hi", "persona": "developer", "task_type": "chat", "options": {"bypass_cache": True}}
-    write = client.post("/v1/execute", json=body, headers=auth)
     assert write.status_code == 503
     assert write.json()["reason"] == "database_unavailable"
     assert write.headers["retry-after"]

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Self, cast
 
 import pytest
 from kubernetes import client
@@ -268,15 +268,37 @@ def ready(pod: client.V1Pod) -> bool:
     return pod.status.phase == "Running" and any(c.type == "Ready" and c.status == "True" for c in conditions)
 
 
-class Load:
+class Workers:
+    """`workers` daemon threads running `_run(worker)` from the start of a `with` block until its end."""
+
+    join_seconds = 60.0
+
+    def __init__(self, workers: int) -> None:
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(w,), daemon=True) for w in range(workers)]
+
+    def _run(self, worker: int) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=self.join_seconds)
+
+
+class Load(Workers):
     """`workers` threads sending executes back to back until stopped; every answer is kept."""
 
     def __init__(self, stack: Stack, workers: int, prompt: Callable[[int], str]) -> None:
+        super().__init__(workers)
         self.stack, self.prompt = stack, prompt
         self.answers: list[tuple[float, Answer]] = []
-        self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._run, args=(w,), daemon=True) for w in range(workers)]
 
     def _run(self, worker: int) -> None:
         i = 0
@@ -285,16 +307,6 @@ class Load:
             with self._lock:
                 self.answers.append((time.monotonic(), answer))
             i += 1
-
-    def __enter__(self) -> Load:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=60)
 
     def count(self) -> int:
         with self._lock:
@@ -399,16 +411,17 @@ def test_evicting_a_router_pod_under_load_loses_no_request(stack: Stack) -> None
     assert not load.failures(), load.failures()[:5]
 
 
-class Busy:
+class Busy(Workers):
     """`workers` threads asking the router Service's /readyz (each a database and a Redis round trip)
     back to back over kept-alive connections, to raise the router pods' CPU."""
 
-    def __init__(self, host: str, workers: int) -> None:
-        self.host, self.sent = host, 0
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(workers)]
+    join_seconds = 30.0
 
-    def _run(self) -> None:
+    def __init__(self, host: str, workers: int) -> None:
+        super().__init__(workers)
+        self.host, self.sent = host, 0
+
+    def _run(self, worker: int) -> None:
         conn: http.client.HTTPConnection | None = None
         while not self._stop.is_set():
             try:
@@ -419,16 +432,6 @@ class Busy:
             except (OSError, http.client.HTTPException):
                 conn = None
                 time.sleep(0.1)
-
-    def __enter__(self) -> Busy:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=30)
 
 
 def test_hpa_scales_the_routers_up_under_cpu_load_and_down_after(stack: Stack) -> None:

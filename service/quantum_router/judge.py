@@ -23,9 +23,8 @@ from quantum_router.db import store
 from quantum_router.db.engine import Database, DatabaseUnavailable
 from quantum_router.db.experience_writer import ExperienceWriter
 from quantum_router.metrics import Metrics
-from quantum_router.providers.base import CompletionRequest, ProviderError
+from quantum_router.providers.base import CompletionRequest, ProviderError, estimate_tokens
 from quantum_router.providers.registry import ProviderRegistry
-from quantum_router.providers.simulated import estimate_tokens
 from quantum_router.settings import Settings
 
 log = logging.getLogger(__name__)

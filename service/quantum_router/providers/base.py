@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+
+def estimate_tokens(text: str) -> int:
+    """Rough token count (4 characters per token), used where no tokenizer is available."""
+    return max(1, math.ceil(len(text) / 4))
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from quantum_router.providers.base import (
     ProviderError,
     ProviderTimeout,
     StreamEvent,
+    estimate_tokens,
 )
-from quantum_router.providers.simulated import estimate_tokens
 
 T = TypeVar("T")
 

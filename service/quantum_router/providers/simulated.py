@@ -22,6 +22,7 @@ from quantum_router.providers.base import (
     ProviderError,
     ProviderTimeout,
     StreamEvent,
+    estimate_tokens,
 )
 
 _ANSWERS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
@@ -40,11 +41,6 @@ def _between(text: str, start: str, end: str) -> str:
     """The text between the first ``start`` and the last ``end`` ("" when either is missing)."""
     i, j = text.find(start), text.rfind(end)
     return text[i + len(start) : j] if i >= 0 and j > i else ""
-
-
-def estimate_tokens(text: str) -> int:
-    """Rough token count (4 characters per token), used where no tokenizer is available."""
-    return max(1, math.ceil(len(text) / 4))
 
 
 class SimulatedProvider:

@@ -47,6 +47,11 @@ def test_concurrency_bench() -> None:
     assert "statuses {200: 10}" in out
 
 
+def test_judge_overhead() -> None:
+    out = _run("bench.judge_overhead", "--n", "3")
+    assert "judge sample rate 1.0: p50" in out
+
+
 def test_loadtest(tmp_path: Path) -> None:
     out = _run(
         "bench.loadtest", "--users", "2", "--spawn-rate", "2", "--seconds", "4", "--out", str(tmp_path)

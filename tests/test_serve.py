@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -17,8 +12,9 @@ import pytest
 
 from quantum_router.app import create_app
 from quantum_router.server import server_config
-from tests.conftest import ADMIN_PASSWORD, JWT_SECRET, TEST_CATALOG, make_settings
+from tests.conftest import ADMIN_PASSWORD, make_settings
 from tests.ports import free_port
+from tests.serve_process import serve_process
 
 # The test catalog's "slow" model takes 100 s; the scale sets how long an in-flight request runs.
 _SLOW = {"prompt": "hi", "persona": "developer", "task_type": "chat", "options": {"model": "slow"}}
@@ -29,46 +25,6 @@ def test_the_grace_period_reaches_uvicorn(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("QR_SHUTDOWN_GRACE_SECONDS", "7")
     settings = make_settings(tmp_path)
     assert server_config(create_app(settings), settings).timeout_graceful_shutdown == 7
-
-
-@contextmanager
-def _serve(tmp_path: Path, **env: str) -> Iterator[tuple[subprocess.Popen[bytes], httpx.Client]]:
-    port = free_port()
-    environment = {
-        **os.environ,
-        "QR_PORT": str(port),
-        "QR_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'router.db'}",
-        "QR_CATALOG_FILE": str(TEST_CATALOG),
-        "QR_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "QR_JWT_SECRET": JWT_SECRET,
-        "QR_REQUEST_TIMEOUT_SECONDS": "60",
-        **env,
-    }
-    log = tmp_path / "serve.log"  # a file, not a pipe: nothing reads a pipe while the server runs
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "quantum_router.cli", "serve"],
-            env=environment,
-            stdout=output,
-            stderr=output,
-        )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert process.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, "the server did not become ready"
-                time.sleep(0.1)
-            yield process, client
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(30)
 
 
 def _start_slow_request(client: httpx.Client) -> tuple[threading.Thread, list[httpx.Response | Exception]]:
@@ -93,7 +49,7 @@ def _start_slow_request(client: httpx.Client) -> tuple[threading.Thread, list[ht
 
 
 def test_sigterm_lets_an_in_flight_request_finish(tmp_path: Path) -> None:
-    with _serve(tmp_path, QR_SIMULATION_TIME_SCALE="0.02") as (process, client):  # slow: 2 s
+    with serve_process(tmp_path, QR_SIMULATION_TIME_SCALE="0.02") as (process, client):  # slow: 2 s
         worker, outcome = _start_slow_request(client)
         process.send_signal(signal.SIGTERM)
         worker.join(30)
@@ -108,7 +64,7 @@ def test_sigterm_lets_an_in_flight_request_finish(tmp_path: Path) -> None:
 
 def test_sigterm_cancels_what_outlives_the_grace_period(tmp_path: Path) -> None:
     env = {"QR_SIMULATION_TIME_SCALE": "0.3", "QR_SHUTDOWN_GRACE_SECONDS": "1"}  # slow: 30 s
-    with _serve(tmp_path, **env) as (process, client):
+    with serve_process(tmp_path, **env) as (process, client):
         worker, outcome = _start_slow_request(client)
         signalled = time.monotonic()
         process.send_signal(signal.SIGTERM)
@@ -120,7 +76,7 @@ def test_sigterm_cancels_what_outlives_the_grace_period(tmp_path: Path) -> None:
 
 def test_metrics_move_to_their_own_port_behind_the_token(tmp_path: Path) -> None:
     metrics_port, token = free_port(), "scrape-token-" + "t" * 24
-    with _serve(tmp_path, QR_METRICS_PORT=str(metrics_port), QR_METRICS_TOKEN=token) as (_, client):
+    with serve_process(tmp_path, QR_METRICS_PORT=str(metrics_port), QR_METRICS_TOKEN=token) as (_, client):
         assert client.get("/metrics").status_code == 404  # not on the API's port any more
         scrape = f"http://127.0.0.1:{metrics_port}/metrics"
         assert httpx.get(scrape, timeout=10).status_code == 401

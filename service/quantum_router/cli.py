@@ -7,7 +7,6 @@ import asyncio
 import getpass
 import importlib.util
 import json
-import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -17,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from quantum_router.db.engine import Database
 from quantum_router.db.migrate import upgrade
+from quantum_router.logs import configure_logging
 from quantum_router.settings import Settings, get_settings
 from quantum_router.users import (
     UnknownApiKey,
@@ -83,17 +83,27 @@ def curl_examples(settings: Settings) -> list[str]:
     ]
 
 
-def _serve(settings: Settings) -> int:
-    from quantum_router.app import create_app
-    from quantum_router.server import serve
-
-    app = create_app(settings)
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    if args.workers is not None:
+        try:
+            settings = Settings.model_validate({**settings.model_dump(), "workers": args.workers})
+        except ValueError as error:
+            print(f"serve: {error}", file=sys.stderr)
+            return 2
     docs = " (docs at /docs)" if settings.docs_enabled else ""
-    print(f"Quantum Router listening on http://{settings.host}:{settings.port}{docs}", flush=True)
+    workers = f" with {settings.workers} worker processes" if settings.workers > 1 else ""
+    print(f"Quantum Router listening on http://{settings.host}:{settings.port}{workers}{docs}", flush=True)
     if settings.metrics_port is not None:
         print(f"Metrics on http://{settings.host}:{settings.metrics_port}/metrics", flush=True)
     print("Try it:", *(f"  {line}" for line in curl_examples(settings)), sep="\n", flush=True)
-    serve(app, settings)
+    if settings.workers > 1:
+        from quantum_router.workers import serve_workers
+
+        return serve_workers(settings)
+    from quantum_router.app import create_app
+    from quantum_router.server import serve
+
+    serve(create_app(settings), settings)
     return 0
 
 
@@ -202,7 +212,13 @@ _COMMANDS: dict[tuple[str, str], Callable[[Settings, argparse.Namespace], int]] 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quantum-router", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the HTTP service (QR_HOST, QR_PORT)")
+    serve = sub.add_parser("serve", help="run the HTTP service (QR_HOST, QR_PORT)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default: QR_WORKERS, 1); >1 needs QR_REDIS_URL",
+    )
     sub.add_parser("migrate", help="apply database migrations")
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
     create = user.add_parser("create", help="create a user (password from QR_NEW_USER_PASSWORD or a prompt)")
@@ -256,11 +272,9 @@ def main(argv: list[str] | None = None) -> int:
         return run(argv[1:])
     args = _parser().parse_args(argv)
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # httpx logs every upstream request at INFO: one line per model call is noise, and costs time.
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+    configure_logging(settings.log_level)
     if args.command == "serve":
-        return _serve(settings)
+        return _serve(settings, args)
     if args.command == "migrate":
         _with_db(settings, lambda db: asyncio.sleep(0))
         print("database is at the latest schema")

@@ -92,11 +92,8 @@ def initial_policy(settings: Settings, catalog: Catalog) -> Policy:
     return prior_policy(catalog)
 
 
-async def start_services(settings: Settings, metrics: Metrics, describe_error: ErrorMapper) -> Services:
-    """Open connections, migrate, create the admin, load the newest policy and start the policy poller."""
-    catalog = load_catalog(settings.catalog_file)
-    db = Database(settings)
-    metrics.watch_pools(db.pool_stats)
+async def prepare_database(db: Database, settings: Settings) -> None:
+    """Migrate to the latest schema and create (or rotate the password of) the admin user."""
     await upgrade(db.primary)
     admin_password = settings.admin_password.get_secret_value() if settings.admin_password else None
     if admin_password is not None:
@@ -106,6 +103,14 @@ async def start_services(settings: Settings, metrics: Metrics, describe_error: E
             log.info("created admin user %r", settings.admin_username)
         elif outcome == "rotated":
             log.warning("rotated the password of admin user %r to QR_ADMIN_PASSWORD", settings.admin_username)
+
+
+async def start_services(settings: Settings, metrics: Metrics, describe_error: ErrorMapper) -> Services:
+    """Open connections, migrate, create the admin, load the newest policy and start the policy poller."""
+    catalog = load_catalog(settings.catalog_file)
+    db = Database(settings)
+    metrics.watch_pools(db.pool_stats)
+    await prepare_database(db, settings)
     jwt_secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else secrets.token_urlsafe(48)
     if settings.jwt_secret is None:
         log.warning("QR_JWT_SECRET is not set: tokens are signed with a random key and die with this process")

@@ -1,16 +1,30 @@
-"""Prometheus metrics, on a registry per application so several apps (tests) do not collide."""
+"""Prometheus metrics, on a registry per application so several apps (tests) do not collide.
+
+Under ``quantum-router serve --workers N`` every worker process writes its values to files in
+``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's multiprocess mode, chosen by that variable when the
+library is imported) and any worker's ``/metrics`` reads them all, so counters and histograms add up over
+the workers. Gauges say how they combine (``multiprocess_mode``); the connection pools and the cache hit
+ratio belong to one process each and are exported per ``pid``.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from quantum_router.db.pool import PoolStats
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+def multiprocess_dir() -> str | None:
+    """The directory worker processes share their metric values through, when serving with several."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
 class Metrics:
@@ -19,6 +33,14 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        shared = multiprocess_dir()
+        # What /metrics serves: this registry, or in multiprocess mode every worker's values plus this
+        # worker's own per-process collectors (added by watch_pools).
+        self.exposition = r
+        if shared is not None:
+            self.exposition = CollectorRegistry()
+            MultiProcessCollector(self.exposition, shared)  # type: ignore[no-untyped-call]
+        self._pid_label = shared is not None
         self.request_duration = Histogram(
             "qr_http_request_duration_seconds",
             "HTTP request duration by route template, method and status.",
@@ -32,6 +54,7 @@ class Metrics:
             "quantum_router_inflight_requests",
             "HTTP requests being served now (probes and /metrics excluded).",
             registry=r,
+            multiprocess_mode="livesum",
         )
         self.cache_requests = Counter(
             "qr_cache_requests_total", "Cache lookups by result.", ["result"], registry=r
@@ -68,9 +91,18 @@ class Metrics:
             registry=r,
         )
         self.policy_info = Gauge(
-            "qr_policy_loaded", "1 for the policy version being served.", ["version"], registry=r
+            "qr_policy_loaded",
+            "1 for the policy version being served.",
+            ["version"],
+            registry=r,
+            multiprocess_mode="livemax",
         )
-        self.cache_hit_ratio = Gauge("qr_cache_hit_ratio", "Hits over lookups since start.", registry=r)
+        self.cache_hit_ratio = Gauge(
+            "qr_cache_hit_ratio",
+            "Hits over lookups since start (per worker process; a pid label with several).",
+            registry=r,
+            multiprocess_mode="liveall",
+        )
         # Set by /v1/health and /readyz, which the kubelet calls every few seconds: alerts need a series that
         # says "down" while no request reaches the database (the others only count what requests see).
         self.dependency_up = Gauge(
@@ -78,9 +110,13 @@ class Metrics:
             "1 when the dependency answered the last /readyz or /v1/health ping, else 0.",
             ["dependency"],
             registry=r,
+            multiprocess_mode="livemostrecent",
         )
         self.experience_queue_depth = Gauge(
-            "qr_experience_queue_depth", "Experience rows waiting for the batch writer.", registry=r
+            "qr_experience_queue_depth",
+            "Experience rows waiting for the batch writer.",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.experience_flush_seconds = Histogram(
             "qr_experience_flush_seconds",
@@ -95,10 +131,14 @@ class Metrics:
             registry=r,
         )
         self._lookups = {"hit": 0, "miss": 0}  # counted here: prometheus_client has no public read-back
+        self._versions: set[str] = set()
 
     def serving_policy(self, version: str) -> None:
         """Mark ``version`` as the one being served (and no other)."""
-        self.policy_info.clear()
+        # Zeroed rather than removed: in multiprocess mode a removed series keeps its last value on disk.
+        for old in self._versions - {version}:
+            self.policy_info.labels(old).set(0)
+        self._versions.add(version)
         self.policy_info.labels(version).set(1)
 
     def dependencies_pinged(self, database: bool, cache: bool) -> None:
@@ -108,7 +148,7 @@ class Metrics:
 
     def watch_pools(self, stats: PoolStats) -> None:
         """Export connection-pool checkouts and efficiency, read from ``stats`` at scrape time."""
-        self.registry.register(_PoolCollector(stats))
+        self.exposition.register(_PoolCollector(stats, str(os.getpid()) if self._pid_label else None))
 
     def record_cache(self, hit: bool) -> None:
         """Count a lookup and refresh the hit ratio."""
@@ -119,24 +159,27 @@ class Metrics:
 
 
 class _PoolCollector(Collector):
-    def __init__(self, stats: PoolStats) -> None:
+    """Pools belong to one process; with several workers each exports its own, labelled by ``pid``."""
+
+    def __init__(self, stats: PoolStats, pid: str | None) -> None:
         self._stats = stats
+        self._pid = [pid] if pid is not None else []
 
     def collect(self) -> Iterator[Metric]:
         checkouts = CounterMetricFamily(
             "qr_db_pool_checkouts",
             "Connection checkouts by engine and whether an idle one was ready.",
-            labels=["engine", "immediate"],
+            labels=["engine", "immediate", *(["pid"] if self._pid else [])],
         )
         efficiency = GaugeMetricFamily(
             "qr_db_pool_efficiency",
             "Share of checkouts served without opening or waiting.",
-            labels=["engine"],
+            labels=["engine", *(["pid"] if self._pid else [])],
         )
         for engine in sorted(self._stats.total):
             immediate = self._stats.immediate[engine]
-            checkouts.add_metric([engine, "true"], immediate)
-            checkouts.add_metric([engine, "false"], self._stats.total[engine] - immediate)
-            efficiency.add_metric([engine], self._stats.efficiency(engine))
+            checkouts.add_metric([engine, "true", *self._pid], immediate)
+            checkouts.add_metric([engine, "false", *self._pid], self._stats.total[engine] - immediate)
+            efficiency.add_metric([engine, *self._pid], self._stats.efficiency(engine))
         yield checkouts
         yield efficiency

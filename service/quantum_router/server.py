@@ -55,7 +55,7 @@ def serve(app: FastAPI, settings: Settings) -> None:
     metrics_server = None
     if settings.metrics_port is not None:
         token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
-        registry = app.state.metrics.registry
+        registry = app.state.metrics.exposition
         metrics_server = start_metrics_server(registry, settings.host, settings.metrics_port, token)
     try:
         DrainingServer(server_config(app, settings), drain).run()

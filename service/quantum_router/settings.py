@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     log_level: str = "INFO"
+    workers: int = Field(
+        1,
+        ge=1,
+        description="Worker processes on the port (`serve --workers`); more than one needs QR_REDIS_URL.",
+    )
     shutdown_grace_seconds: int = Field(
         30, ge=0, description="On SIGTERM, in-flight requests get this long to finish before being cancelled."
     )
@@ -212,6 +217,12 @@ class Settings(BaseSettings):
             raise ValueError("production refuses the local default QR_ADMIN_PASSWORD; choose another")
         if self.jwt_secret is not None and len(self.jwt_secret.get_secret_value()) < 32:
             raise ValueError("QR_JWT_SECRET must be at least 32 characters")
+        if self.workers > 1 and not self.redis_url:
+            # Each worker process would keep its own rate-limit buckets and cache: a principal would get
+            # its budget once per worker. Redis is what they share.
+            raise ValueError(
+                "QR_WORKERS above 1 needs QR_REDIS_URL (rate limits and cache shared by the workers)"
+            )
         return self
 
     @classmethod

@@ -17,8 +17,8 @@ router = APIRouter(tags=["metrics"])
 
 @router.get("/metrics", response_class=Response)
 async def metrics(services: ServicesDep, authorization: Annotated[str | None, Header()] = None) -> Response:
-    """Every metric of this process."""
+    """Every metric of this process (of every worker process, when serving with several)."""
     token = services.settings.metrics_token
     if token is not None and not bearer_matches(authorization, token.get_secret_value()):
         raise HTTPProblem(401, UNAUTHORIZED_DETAIL, "unauthenticated", {"WWW-Authenticate": "Bearer"})
-    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(services.metrics.exposition), media_type=CONTENT_TYPE_LATEST)

@@ -40,7 +40,7 @@ class Metrics:
         if shared is not None:
             self.exposition = CollectorRegistry()
             MultiProcessCollector(self.exposition, shared)  # type: ignore[no-untyped-call]
-        self._pid_label = shared is not None
+        self._pid_label = shared is not None  # several worker processes
         self.request_duration = Histogram(
             "qr_http_request_duration_seconds",
             "HTTP request duration by route template, method and status.",
@@ -135,10 +135,13 @@ class Metrics:
 
     def serving_policy(self, version: str) -> None:
         """Mark ``version`` as the one being served (and no other)."""
-        # Zeroed rather than removed: in multiprocess mode a removed series keeps its last value on disk.
-        for old in self._versions - {version}:
-            self.policy_info.labels(old).set(0)
-        self._versions.add(version)
+        if self._pid_label:
+            # Zeroed rather than removed: in multiprocess mode a removed series keeps its last value on disk.
+            for old in self._versions - {version}:
+                self.policy_info.labels(old).set(0)
+            self._versions.add(version)
+        else:
+            self.policy_info.clear()
         self.policy_info.labels(version).set(1)
 
     def dependencies_pinged(self, database: bool, cache: bool) -> None:

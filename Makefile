@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run run-stack venv test unit lint fmt bench bench-stack loadtest e2e cluster-up cluster-down clean operator-run crds images
+.PHONY: run run-stack venv test unit lint fmt bench perf-report bench-stack loadtest e2e cluster-up cluster-down clean operator-run crds images
 
 $(UV):
 	python3 -m venv $(QR_CACHE)/uv-$(UV_VERSION)
@@ -61,6 +61,11 @@ e2e: $(VENV)/.synced
 
 bench: $(VENV)/.synced
 	$(PY) -m bench.service_bench
+
+# Every performance target, LiteLLM side by side and the plots: rewrites the generated part of
+# docs/performance.md (about 5 minutes; run it on an otherwise idle machine).
+perf-report: $(VENV)/.synced
+	$(PY) -m bench.report
 
 bench-stack: $(VENV)/.synced
 	$(PY) -m bench.stack_bench

@@ -93,7 +93,8 @@ def litellm_proxy(venv: Path, stub_port: int, tmp: Path, key: str) -> Iterator[t
     args += ["--port", str(port), "--num_workers", "1"]
     # A local cost map (no download at start) and a master key (it refuses to start open, as we do).
     env = {"LITELLM_MASTER_KEY": key, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"}
-    with process(args, env, f"http://127.0.0.1:{port}/health/liveliness") as proc:
+    # LiteLLM imports for a long while (tens of seconds on a busy two-core machine).
+    with process(args, env, f"http://127.0.0.1:{port}/health/liveliness", timeout=180) as proc:
         yield f"http://127.0.0.1:{port}", proc.pid
 
 

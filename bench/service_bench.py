@@ -48,12 +48,14 @@ def wait_http(url: str, timeout: float = 60) -> None:
 
 
 @contextmanager
-def process(args: list[str], env: dict[str, str], ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    args: list[str], env: dict[str, str], ready_url: str, timeout: float = 60
+) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(
         args, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        wait_http(ready_url)
+        wait_http(ready_url, timeout)
         yield proc
     finally:
         proc.terminate()

@@ -64,3 +64,14 @@ def test_peer_overhead() -> None:
     # Installs the pinned LiteLLM proxy into its own cached virtual environment on the first run.
     out = _run("bench.peer_overhead", "--n", "5", "--rounds", "1", "--concurrency", "1")
     assert "| Quantum Router | 1 |" in out and "| LiteLLM " in out
+
+
+def test_perf_report(tmp_path: Path) -> None:
+    (tmp_path / "performance.md").write_text("# Performance\n\nHand-written history stays.\n")
+    out = _run("bench.report", "--smoke", "--out", str(tmp_path))
+    assert "router overhead, concurrency 1:" in out
+    document = (tmp_path / "performance.md").read_text()
+    assert "| target | goal | measured |" in document and "Hand-written history stays." in document
+    assert all(
+        (tmp_path / png).is_file() for png in ("perf-endpoints.png", "perf-throughput.png", "perf-peer.png")
+    )

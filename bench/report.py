@@ -266,6 +266,7 @@ def _plots(results: dict[str, Any], out: Path) -> list[str]:
             [s["median_ms"] for s in sweep],
             marker=".",
             linestyle="--",
+            color=line.get_color(),
             label=f"{name} p50",
         )
     ax.set_xlabel("achieved requests per second (offered rate rising)")

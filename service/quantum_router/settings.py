@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     experience_queue_size: int = Field(
         10_000, ge=1, description="Experience rows that may wait for the writer before requests block."
     )
+    experience_linger_ms: float = Field(
+        10.0,
+        ge=0,
+        le=1000,
+        description="With queued acknowledgement, a batch waits this long after its first row, then commits.",
+    )
     experience_acknowledge: Literal["queued", "commit"] = Field(
         "queued",
         description="Answer once the experience is queued (a crash loses what is still queued) or once it "

@@ -169,3 +169,30 @@ async def test_rows_acknowledged_during_an_outage_are_written_when_the_primary_r
         postgres_stack.start_all()
         await writer.close()
         await database.dispose()
+
+
+async def test_a_linger_lets_rows_of_light_traffic_share_a_commit(db: Database) -> None:
+    user = await _user(db)
+    metrics = Metrics()
+    writer = ExperienceWriter(db, metrics, max_batch=64, queue_size=100, linger_seconds=0.2)
+    writer.start()
+    for i in range(5):  # one row every 10 ms: without a linger, each would commit alone
+        await writer.add(_row(user, i), owner=user)
+        await asyncio.sleep(0.01)
+    await writer.flushed()
+    assert (_batches(metrics), await _count(db)) == (1.0, 5)
+    await writer.close()
+
+
+async def test_commit_acknowledgement_never_lingers(db: Database) -> None:
+    user = await _user(db)
+    metrics = Metrics()
+    writer = ExperienceWriter(
+        db, metrics, max_batch=64, queue_size=100, acknowledge="commit", linger_seconds=5
+    )
+    writer.start()
+    async with asyncio.timeout(4):  # a linger would hold the first commit for 5 s
+        for i in range(3):
+            await writer.add(_row(user, i), owner=user)
+    assert _batches(metrics) == 3.0
+    await writer.close()

@@ -13,7 +13,9 @@ When a request is answered depends on ``acknowledge`` (``QR_EXPERIENCE_ACKNOWLED
   and callers block once it is full. A clean shutdown writes everything queued (bounded by
   ``close(timeout)``). A crash of the process (SIGKILL, out of memory) loses the rows still queued: at
   most ``QR_EXPERIENCE_QUEUE_SIZE``, in practice the few milliseconds of traffic since the last commit.
-  Reads of the caller's own experiences (feedback, history) first wait for its queued rows.
+  Reads of the caller's own experiences (feedback, history) first wait for its queued rows. Each batch
+  waits ``QR_EXPERIENCE_LINGER_MS`` after its first row before it commits, so light traffic still shares
+  transactions; that much more traffic is at stake in a crash.
 - ``commit``: after the transaction holding the row has committed. Nothing acknowledged is ever lost, and
   a database outage answers 503.
 """
@@ -55,8 +57,11 @@ class ExperienceWriter:
         max_batch: int,
         queue_size: int,
         acknowledge: Acknowledge = "queued",
+        linger_seconds: float = 0.0,
     ) -> None:
         self._db = db
+        # Only while rows are acknowledged on queueing: with ``commit``, a wait here is the caller's wait.
+        self._linger = linger_seconds if acknowledge == "queued" else 0.0
         self._metrics = metrics
         self._max_batch = max_batch
         self._acknowledge = acknowledge
@@ -130,6 +135,10 @@ class ExperienceWriter:
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            if self._linger and not self._closed:
+                # Light traffic would otherwise commit one row per transaction, each costing the loop a
+                # round trip to the driver; a short wait lets a few rows share it.
+                await asyncio.sleep(self._linger)
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             self._metrics.experience_queue_depth.set(self._queue.qsize())

@@ -58,9 +58,17 @@ is_running() {
 # start_proc NAME CMD...: own session and process group (so `down` can signal the whole
 # group), stdin closed and output to a log, so callers capturing our stdout never hang.
 start_proc() {
-  local name=$1; shift
+  local name=$1 pid i; shift
   setsid "$@" </dev/null >>"$STATE/logs/$name.log" 2>&1 &
-  echo $! >"$STATE/run/$name.pid"
+  pid=$!
+  echo "$pid" >"$STATE/run/$name.pid"
+  # Until the forked shell has exec'd the command, /proc/$pid/cmdline is this script's, and is_running
+  # (hence all_started_alive) would call the component dead; on a busy machine that takes a while.
+  for ((i = 0; i < 200; i++)); do
+    [[ -r /proc/$pid/cmdline ]] || break
+    grep -qF -- "$STATE/" "/proc/$pid/cmdline" && break
+    sleep 0.05
+  done
 }
 
 # stop_proc NAME: SIGTERM to the process group, up to 30 s for a clean exit, then SIGKILL.

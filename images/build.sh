@@ -4,7 +4,7 @@
 #   images/build.sh [base|router|operator|redis|postgres|all|train]      (default: all)
 # `all` is what the tests and the real node use; `train` (the training image: PyPI's torch is the CUDA
 # build with its nvidia-* libraries, 6.45 GB, archive 3.4 GB; the first build took 16 min, 11 of them
-# compressing the archive, and needs about 20 GB free while it runs) is built only when asked for, as
+# compressing the archive, and needs about 25 GB free while it runs) is built only when asked for, as
 # `make images` does.
 # Images live in buildah's store under ${QR_CACHE:-$HOME/.cache/quantum-router}/images (outside the
 # repository); each is also written as an OCI archive there, for `ctr images import` on a real node.

@@ -87,10 +87,11 @@ crds: $(VENV)/.synced
 	cp crds/routerdeployment.yaml charts/quantum-router-operator/files/routerdeployment.yaml
 	$(PY) -m router_operator.reference docs/operator.md
 
-# Router, operator, Redis and PostgreSQL images, built here with debootstrap and buildah (root; cached
-# under $(QR_CACHE)/images). People with Docker: e2e/kind/kind.sh.
+# Router, operator, Redis, PostgreSQL and training images, built here with debootstrap and buildah (root;
+# cached under $(QR_CACHE)/images). People with Docker: e2e/kind/kind.sh.
 images: $(VENV)/.synced
 	images/build.sh all
+	images/build.sh train
 
 # REAL_NODE=1 adds a node that runs real containers (root; see docs/testing.md).
 cluster-up:

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Builds the project's images here, with no registry: a Debian bookworm base made with debootstrap and
 # committed with buildah, then images/Containerfile's targets on top of it.
-#   images/build.sh [base|router|operator|redis|postgres|all]      (default: all)
+#   images/build.sh [base|router|operator|redis|postgres|all|train]      (default: all)
+# `all` is what the tests and the real node use; `train` (the training image: PyPI's torch is the CUDA
+# build with its nvidia-* libraries, 6.45 GB, archive 3.4 GB; the first build took 16 min, 11 of them
+# compressing the archive, and needs about 25 GB free while it runs) is built only when asked for, as
+# `make images` does.
 # Images live in buildah's store under ${QR_CACHE:-$HOME/.cache/quantum-router}/images (outside the
 # repository); each is also written as an OCI archive there, for `ctr images import` on a real node.
 # Prints one line per image: NAME ARCHIVE. Needs root (debootstrap, chroot builds).
@@ -118,6 +122,7 @@ main() {
         router) base_image >/dev/null && app_image router service ;;
         operator) base_image >/dev/null && app_image operator operator ;;
         redis | postgres) base_image >/dev/null && store_image "$what" ;;
+        train) base_image >/dev/null && app_image train service ;;
         all)
             base_image
             app_image router service
@@ -125,7 +130,7 @@ main() {
             store_image redis
             store_image postgres
             ;;
-        *) die "usage: images/build.sh [base|router|operator|redis|postgres|all]" ;;
+        *) die "usage: images/build.sh [base|router|operator|redis|postgres|all|train]" ;;
     esac
     # Superseded builds leave untagged images behind in the vfs store (each a full copy).
     "${BUILDAH[@]}" rmi --prune >/dev/null 2>&1 || true

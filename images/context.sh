@@ -21,17 +21,19 @@ uv_bin() {
 }
 
 # app_context TARGET DIR: requirements.txt (pinned, hashed, from uv.lock) and the wheel of the target's
-# workspace package in DIR/wheels. Data-store targets need an empty context.
+# workspace package in DIR/wheels. Data-store targets need an empty context. The training image is the
+# router's package plus the `train` dependency group (torch, Ray RLlib, gymnasium, matplotlib, scipy).
 app_context() {
-    local target=$1 dir=$2 package uv
+    local target=$1 dir=$2 package uv groups=()
     case $target in
         router) package=quantum-router ;;
+        train) package=quantum-router groups=(--group train) ;;
         operator) package=quantum-router-operator ;;
         *) return 0 ;;
     esac
     uv=$(uv_bin)
     mkdir -p "$dir/wheels"
-    (cd "$ROOT" && "$uv" export --quiet --frozen --no-dev --no-emit-workspace --no-editable --no-header \
-        --package "$package" -o "$dir/requirements.txt" >/dev/null)
+    (cd "$ROOT" && "$uv" export --quiet --frozen --no-dev "${groups[@]}" --no-emit-workspace --no-editable \
+        --no-header --package "$package" -o "$dir/requirements.txt" >/dev/null)
     (cd "$ROOT" && "$uv" build --quiet --wheel --package "$package" -o "$dir/wheels" >/dev/null 2>&1)
 }

@@ -40,6 +40,10 @@ class ModelSpec(BaseModel):
     provider: Literal["simulated", "openai"]
     cost_per_1k_tokens: float = Field(ge=0)
     suits: list[str] = Field(default_factory=list)
+    # The catalog's claim about the model's quality per task type (``default`` for the others), which the
+    # prior routes by. For a simulated model it may differ from ``simulation.quality``, the simulated truth:
+    # that is how a wrong catalog is simulated, and what training on observed outcomes has to correct.
+    quality: dict[str, float] | None = None
     simulation: SimulationSpec | None = None
     base_url: str | None = None
     upstream_model: str | None = None
@@ -52,6 +56,15 @@ class ModelSpec(BaseModel):
         if self.provider == "openai" and not self.base_url:
             raise ValueError(f"openai model {self.name} needs 'base_url'")
         return self
+
+    def declared_quality(self, task_type: str) -> float | None:
+        """The quality the catalog declares for a task type: ``quality`` (the task's, else its
+        ``default``), else the simulation's, else None (unknown)."""
+        if self.quality is not None:
+            declared = self.quality.get(task_type, self.quality.get("default"))
+            if declared is not None:
+                return declared
+        return self.simulation.quality_for(task_type) if self.simulation else None
 
 
 class Catalog(BaseModel):

@@ -29,7 +29,8 @@ def prior_policy(catalog: Catalog, cost_weight: float = DEFAULT_COST_WEIGHT) -> 
     task_offset = spec.ngram_buckets + len(spec.personas)
     for j, model in enumerate(catalog.models):
         for t, task in enumerate(spec.task_types):
-            quality = model.simulation.quality_for(task) if model.simulation else UNKNOWN_QUALITY
+            declared = model.declared_quality(task)
+            quality = UNKNOWN_QUALITY if declared is None else declared
             weights[task_offset + t, j] = quality
     costs = [m.cost_per_1k_tokens for m in catalog.models]
     bias = np.array([-cost_weight * c for c in costs], dtype=np.float32)

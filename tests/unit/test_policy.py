@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quantum_router.catalog import load_catalog
+from quantum_router.catalog import Catalog, load_catalog
 from quantum_router.default_policy import prior_policy
 from quantum_router.features import FeatureSpec, extract
 from quantum_router.policy import Layers, Policy, PolicyFormatError, policy_from_bytes
@@ -137,3 +137,35 @@ def test_prior_prefers_strong_models_for_architecture_and_cheaper_ones_for_chat(
     costs = {m.name: m.cost_per_1k_tokens for m in catalog.models}
     assert pick["architecture"].chosen == "sim-strong"
     assert costs[pick["chat"].chosen] < costs["sim-strong"]
+
+
+def test_prior_routes_by_the_declared_quality_not_the_simulated_truth() -> None:
+    # The catalog claims A is better at code generation; the simulation (the truth) says B.
+    simulation = {"latency_ms": {"median": 10}, "quality": {"default": 0.5, "code_generation": 0.8}}
+    catalog = Catalog.model_validate(
+        {
+            "personas": ["developer"],
+            "task_types": ["code_generation", "chat"],
+            "models": [
+                {"name": "a", "provider": "simulated", "cost_per_1k_tokens": 0.001,
+                 "quality": {"default": 0.6, "code_generation": 0.9},
+                 "simulation": {"latency_ms": {"median": 10}, "quality": {"default": 0.5}}},
+                {"name": "b", "provider": "simulated", "cost_per_1k_tokens": 0.001, "simulation": simulation},
+                {"name": "gpt", "provider": "openai", "cost_per_1k_tokens": 0.001,
+                 "base_url": "http://127.0.0.1:9", "quality": {"chat": 0.95}},
+            ],
+        }
+    )  # fmt: skip
+    assert catalog.model("a").declared_quality("code_generation") == 0.9
+    assert catalog.model("a").declared_quality("chat") == 0.6  # its declared default
+    assert catalog.model("b").declared_quality("code_generation") == 0.8  # nothing declared: the simulation's
+    assert catalog.model("gpt").declared_quality("code_generation") is None  # unknown
+    policy = prior_policy(catalog)
+    rng = random.Random(0)
+
+    def pick(task: str, allowed: set[str]) -> str:
+        return decide(policy, extract("x", "developer", task, policy.feature_spec), allowed, 0.0, rng).chosen
+
+    assert pick("code_generation", {"a", "b"}) == "a"  # declared 0.9 against 0.8; the truths say b
+    assert pick("chat", {"a", "gpt"}) == "gpt"  # a real model's declared quality counts
+    assert pick("code_generation", {"a", "gpt"}) == "a"  # 0.9 against the unknown 0.7

@@ -19,6 +19,7 @@ import contextlib
 import io
 import json
 import os
+import random
 import re
 import shutil
 import sys
@@ -168,12 +169,16 @@ def serve_round(
     client: TestClient, auth: dict[str, str], config: LoopConfig, number: int
 ) -> tuple[dict[str, int], dict[str, int], float, float, str]:
     """Send one round of requests; (requests per task type, those routed to model-b, mean regret, seconds,
-    the policy version that served them). Every prompt is new, so nothing comes from the cache."""
+    the policy version that served them). Every prompt is new, so nothing comes from the cache: a random
+    token from a generator seeded by the run's seed and the round (the simulated fleet's right and wrong
+    answers are fixed per prompt, so the seed varies them too). Not the round number: the policy reads the
+    prompt's words, and a word that marks the round would tell it which policy logged the row."""
     started = time.perf_counter()
     sent = {CODE: 0, CHAT: 0}
     better = {CODE: 0, CHAT: 0}
     regret = 0.0
     versions: set[str] = set()
+    words = random.Random(f"{config.seed}-{number}")
     n_code = round(config.requests_per_round * config.code_share)
     for i in range(config.requests_per_round):
         # Code and chat interleaved evenly, so a round is the same mix whatever its length.
@@ -182,7 +187,11 @@ def serve_round(
             if (i * n_code) // config.requests_per_round != ((i + 1) * n_code) // config.requests_per_round
             else CHAT
         )
-        body = {"prompt": f"round {number} request {i}: {task}", "persona": "developer", "task_type": task}
+        body = {
+            "prompt": f"{task} request {words.getrandbits(64):016x}",
+            "persona": "developer",
+            "task_type": task,
+        }
         response = client.post("/v1/execute", json=body, headers=auth)
         if response.status_code != 200:
             raise RuntimeError(f"execute answered {response.status_code}: {response.text}")
@@ -307,20 +316,25 @@ def describe_round(r: RoundResult) -> str:
     return line
 
 
-def start_ray() -> Path:
+def start_ray() -> Path | None:
     """One local Ray for every training of the run, in its own temp dir (other Rays on the machine keep
-    theirs); returns the dir to remove after ``ray.shutdown()``."""
+    theirs); returns the dir to remove after ``ray.shutdown()``, or None when this process already runs a
+    Ray, which is then used and left alone."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
+    if ray.is_initialized():
+        return None
     temp_dir = Path(tempfile.mkdtemp(prefix="qr-loop-", dir="/tmp"))
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=str(temp_dir))
     return temp_dir
 
 
-def stop_ray(temp_dir: Path) -> None:
-    """Shut the Ray of :func:`start_ray` down and remove its temp dir."""
+def stop_ray(temp_dir: Path | None) -> None:
+    """Shut the Ray of :func:`start_ray` down and remove its temp dir (nothing when it started none)."""
+    if temp_dir is None:
+        return
     import ray
 
     ray.shutdown()

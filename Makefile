@@ -70,8 +70,8 @@ perf-report: $(VENV)/.synced
 bench-stack: $(VENV)/.synced
 	$(PY) -m bench.stack_bench
 
-# The closed loop of issue #15 on a wrong catalog, at 5 % and 20 % judge sampling (docs/routing.md); about
-# 10 minutes on 2 cores. LOOP_ARGS="--rounds 4 --plot docs/routing-closed-loop.png" and the like.
+# The closed loop of issue #15 on a wrong catalog, at 5 % and 20 % judge sampling (docs/routing.md); 6-10
+# minutes on 2 cores. LOOP_ARGS="--seed 1 --plot /tmp/loop.png" and the like.
 bench-loop: $(VENV)/.synced
 	RAY_AUTH_MODE=disabled $(PY) -m bench.closed_loop $(LOOP_ARGS)
 

@@ -78,13 +78,13 @@ def catalog_document() -> dict[str, Any]:
 class LoopConfig:
     """One closed-loop run."""
 
-    rounds: int = 8
+    rounds: int = 6
     requests_per_round: int = 200
     code_share: float = 0.75  # of each round's requests; the rest are chat
     judge_sample_rate: float = 0.2
     judge_noise: float = 0.1
     epsilon: float = 0.05  # the service's exploration (QR_EPSILON's default)
-    steps: int = 4000  # DQN experiences sampled per training
+    steps: int = 2000  # DQN experiences sampled per training
     force: bool = False  # publish even when the gate refuses
     seed: int = 0
 

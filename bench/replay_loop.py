@@ -43,15 +43,22 @@ PERSONA = "student"
 
 
 def cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """``quantum-router ARGS`` in a subprocess (its own Ray), output captured."""
-    return subprocess.run(
-        [sys.executable, "-m", "quantum_router.cli", *args],
-        env={**os.environ, "RAY_AUTH_MODE": "disabled", **env},
-        capture_output=True,
-        text=True,
-        timeout=3600,
-        check=False,
-    )
+    """``quantum-router ARGS`` in a subprocess (its own Ray), output captured; retried when Ray's start
+    times out."""
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, "-m", "quantum_router.cli", *args],
+            env={**os.environ, "RAY_AUTH_MODE": "disabled", **env},
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            check=False,
+        )
+        # Ray waits a fixed 30 s for its raylet; on a loaded shared machine that can fail once in a while.
+        if "timed out during startup" not in done.stderr:
+            break
+        print("Ray did not start in time; trying again", flush=True)
+    return done
 
 
 def judged_so_far(client: httpx.Client) -> float:

@@ -241,8 +241,8 @@ def _eval(args: argparse.Namespace) -> int:
     info = dict(policy.info) if policy else {}
     trained_here = policy is not None and _trained_on(info, data, path)
     if policy is not None and args.split is None and not trained_here:
-        # The policy's split was drawn on another dataset, so it holds nothing out of this one, and none of
-        # these rows was used in training: score them all.
+        # The policy's split was drawn on another dataset and selects nothing meaningful here: score every
+        # row. (A part of the training dataset also lands here; its training rows cannot be told apart.)
         info["split"] = "all"
     train, test, how, seed, _ = _split(data, args, info)
     if how == "all":

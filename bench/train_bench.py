@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,7 @@ from quantum_router.learning.evaluate import evaluate, format_table
 from quantum_router.learning.text_fit import TextFitConfig
 from quantum_router.learning.train import TrainConfig, train_policy
 from quantum_router.policy import Policy
-
-REPO = Path(__file__).resolve().parents[1]
+from quantum_router.settings import Settings
 
 
 def inference_latency(
@@ -128,8 +126,7 @@ def text_probe(data_dir: Path, seeds: list[int]) -> dict[str, dict[str, list[flo
 def main() -> int:
     """Run the benchmark; prints tables and writes a JSON summary."""
     parser = argparse.ArgumentParser(description=__doc__)
-    default_data = os.environ.get("QR_DATA_DIR") or str(REPO.parent / "shared" / "data" / "routellm-mmlu")
-    parser.add_argument("--data", default=default_data)
+    parser.add_argument("--data", default=str(Settings().data_dir), help="default: $QR_DATA_DIR or data/")
     parser.add_argument("--steps", type=int, default=TrainConfig().steps)
     parser.add_argument("--hidden", default="64")
     parser.add_argument("--seed", type=int, default=0)

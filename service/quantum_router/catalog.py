@@ -32,12 +32,23 @@ class SimulationSpec(BaseModel):
         return self.quality.get(task_type, self.quality.get("default", 0.5))
 
 
+class ReplaySpec(BaseModel):
+    """Where a replayed model's recorded outcomes are: a dataset and the column of this model in it."""
+
+    model_config = ConfigDict(extra="forbid")
+    # A CSV or folder of CSVs as `quantum-router train` reads them (relative: to the working directory).
+    dataset: Path
+    # The dataset's outcome column of this model (default: the catalog name).
+    column: str | None = None
+    output_tokens: int = Field(1, ge=1)
+
+
 class ModelSpec(BaseModel):
     """One routable model."""
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1)
-    provider: Literal["simulated", "openai"]
+    provider: Literal["simulated", "openai", "replay"]
     cost_per_1k_tokens: float = Field(ge=0)
     suits: list[str] = Field(default_factory=list)
     # The catalog's claim about the model's quality per task type (``default`` for the others), which the
@@ -45,6 +56,7 @@ class ModelSpec(BaseModel):
     # that is how a wrong catalog is simulated, and what training on observed outcomes has to correct.
     quality: dict[str, float] | None = None
     simulation: SimulationSpec | None = None
+    replay: ReplaySpec | None = None
     base_url: str | None = None
     upstream_model: str | None = None
     api_key_env: str | None = None
@@ -55,6 +67,8 @@ class ModelSpec(BaseModel):
             raise ValueError(f"simulated model {self.name} needs a 'simulation' section")
         if self.provider == "openai" and not self.base_url:
             raise ValueError(f"openai model {self.name} needs 'base_url'")
+        if self.provider == "replay" and self.replay is None:
+            raise ValueError(f"replay model {self.name} needs a 'replay' section (dataset, column)")
         return self
 
     def declared_quality(self, task_type: str) -> float | None:

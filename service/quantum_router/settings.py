@@ -17,6 +17,9 @@ from pydantic_settings import (
 )
 
 PACKAGE_DIR = Path(__file__).parent
+# The RouteLLM MMLU outcomes shipped in the repository (data/routellm-mmlu): the default dataset of
+# `quantum-router train` and `eval`. A wheel installed outside the repository has no such folder.
+DEFAULT_DATA_DIR = PACKAGE_DIR.parents[1] / "data" / "routellm-mmlu"
 # The admin password README and `make run` document for a local run; production refuses it.
 LOCAL_DEFAULT_ADMIN_PASSWORD = "quantum-local-admin"
 # Schemes CloudNativePG's secrets, libpq and most tools write; SQLAlchemy needs the async driver named.
@@ -177,6 +180,11 @@ class Settings(BaseSettings):
         None,
         description="JSON lines of {prompt, answer}: answers to these prompts are logged as exact-match "
         "verified (1 or 0).",
+    )
+    data_dir: Path = Field(
+        DEFAULT_DATA_DIR,
+        description="Dataset (CSV or folder of CSVs) that `quantum-router train` and `eval` use without "
+        "--dataset; default: the MMLU outcomes in the repository's data/routellm-mmlu.",
     )
     max_variations: int = Field(5, ge=1, le=5)
     random_seed: int | None = None

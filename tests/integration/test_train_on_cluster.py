@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from quantum_router.policy import load_policy
+from quantum_router.settings import Settings
 from tests.ports import free_port
 
 pytestmark = pytest.mark.integration
 
-DATA = Path(os.environ.get("QR_DATA_DIR", Path(__file__).resolve().parents[1] / "data" / "routellm-mmlu"))
+DATA = Settings().data_dir
 RAY = Path(sys.executable).parent / "ray"
 ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 

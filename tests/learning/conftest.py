@@ -11,18 +11,16 @@ import pytest
 
 from quantum_router.features import FeatureSpec
 from quantum_router.learning.problem import Problem
-
-REPO = Path(__file__).resolve().parents[2]
+from quantum_router.settings import Settings
 
 # Local Ray in tests: no token file in the home directory.
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
 def mmlu_dir() -> Path:
-    """The RouteLLM MMLU folder: $QR_DATA_DIR, else the six subjects in tests/data (a fresh clone has no
-    ../shared)."""
-    env = os.environ.get("QR_DATA_DIR")
-    return Path(env) if env else REPO / "tests" / "data" / "routellm-mmlu"
+    """The RouteLLM MMLU folder: the data_dir setting ($QR_DATA_DIR, else the repository's
+    data/routellm-mmlu)."""
+    return Settings().data_dir
 
 
 @pytest.fixture

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from quantum_router.learning.datasets import (
     Dataset,
+    dataset_digest,
     feature_spec_for_dataset,
     load_dataset,
     model_costs_per_1k,
@@ -22,6 +24,7 @@ from quantum_router.learning.datasets import (
 )
 from quantum_router.learning.evaluate import evaluate, format_table, weak_and_strong
 from quantum_router.policy import Policy, load_policy
+from quantum_router.settings import Settings
 
 DEFAULT_SPLIT = "random"
 DEFAULT_SEED = 0
@@ -29,14 +32,16 @@ DEFAULT_TEST_FRACTION = 0.2
 DEFAULT_COST_WEIGHT = 0.1
 
 
-def _dataset_path(arg: str | None) -> Path | None:
-    if arg:
-        return Path(arg)
-    env = os.environ.get("QR_DATA_DIR")
-    return Path(env) if env else None
+def _dataset_path(arg: str | None) -> Path:
+    # --dataset, else the data_dir setting (QR_DATA_DIR; default: the repository's MMLU copy). Read per
+    # call, not cached, so a changed environment is seen by the next command in the same process.
+    path = Path(arg) if arg else Settings().data_dir
+    if not path.exists():
+        raise ValueError(f"dataset {path} not found (pass --dataset or set QR_DATA_DIR)")
+    return path
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, splits: list[str], split_help: str) -> None:
     parser.add_argument(
         "--cost",
         action="append",
@@ -44,12 +49,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         metavar="MODEL=USD_PER_M",
         help="price of a model in USD per million tokens (repeatable); default: catalog",
     )
-    parser.add_argument(
-        "--split",
-        choices=["random", "subject"],
-        default=None,
-        help="seeded random split of prompts, or train on half the subjects and test on the rest",
-    )
+    parser.add_argument("--split", choices=splits, default=None, help=split_help)
     parser.add_argument("--seed", type=int, default=None, help="split and training seed (default 0)")
     parser.add_argument(
         "--test-fraction", type=float, default=None, help="share of prompts held out (random split)"
@@ -61,7 +61,11 @@ def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="quantum-router train", description="Train a routing policy with RLlib DQN."
     )
-    p.add_argument("--dataset", help="CSV or folder of CSVs with per-model outcomes (default: $QR_DATA_DIR)")
+    p.add_argument(
+        "--dataset",
+        help="CSV or folder of CSVs with per-model outcomes (default: $QR_DATA_DIR, else the repository's "
+        "data/routellm-mmlu)",
+    )
     p.add_argument("--output", default="policy.npz", help="where to write the policy artifact")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--num-env-runners", type=int, default=0)
@@ -96,14 +100,22 @@ def train_parser() -> argparse.ArgumentParser:
         help="with --reward ridge: share of the observed outcome blended into the ridge prediction",
     )
     p.add_argument("--version", default=None, help="policy version string (default: dqn-<UTC time>)")
-    _common(p)
+    _common(
+        p,
+        ["random", "subject"],
+        "seeded random split of prompts, or train on half the subjects and test on the rest",
+    )
     return p
 
 
 def eval_parser() -> argparse.ArgumentParser:
     """Arguments of ``quantum-router eval``."""
     p = argparse.ArgumentParser(prog="quantum-router eval", description="Evaluate a policy and baselines.")
-    p.add_argument("--dataset", required=True, help="CSV or folder of CSVs with per-model outcomes")
+    p.add_argument(
+        "--dataset",
+        help="CSV or folder of CSVs with per-model outcomes (default: $QR_DATA_DIR, else the repository's "
+        "data/routellm-mmlu)",
+    )
     p.add_argument("--policy", default=None, help="policy artifact (.npz); without it only baselines")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--plot", default=None, help="write a PNG of quality against strong-call share")
@@ -113,8 +125,24 @@ def eval_parser() -> argparse.ArgumentParser:
         default=DEFAULT_COST_WEIGHT,
         help="operating point of the baselines (quality per normalised cost)",
     )
-    _common(p)
+    _common(
+        p,
+        ["random", "subject", "all"],
+        "rows to score: the held-out part of a seeded random split or of the split by subject, or all "
+        "rows (default: the policy's own split on its training dataset, all rows of any other dataset, "
+        "the random split without a policy)",
+    )
     return p
+
+
+def _trained_on(info: dict[str, Any], data: Dataset, path: Path) -> bool:
+    """Whether a policy with ``info`` was trained on ``data`` (read from ``path``)."""
+    digest = info.get("dataset_digest")
+    if digest is not None:
+        return bool(digest == dataset_digest(data))
+    # Policies trained before the digest was stored carry only the path they were given.
+    source = info.get("dataset")
+    return source is not None and Path(str(source)).resolve() == path.resolve()
 
 
 def _split(
@@ -123,6 +151,8 @@ def _split(
     # Defaults come from the policy when there is one, so eval tests on exactly the rows training held out.
     how = args.split or str(info.get("split", DEFAULT_SPLIT))
     seed = args.seed if args.seed is not None else int(info.get("seed", DEFAULT_SEED))
+    if how == "all":
+        return data.subset(np.zeros(0, dtype=np.int64)), data, how, seed, 1.0
     frac = (
         args.test_fraction
         if args.test_fraction is not None
@@ -153,9 +183,6 @@ def eval_main(argv: list[str]) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     path = _dataset_path(args.dataset)
-    if path is None:
-        print("train: no --dataset and QR_DATA_DIR is not set", file=sys.stderr)
-        return 2
     from quantum_router.learning.text_fit import TextFitConfig
     from quantum_router.learning.train import TrainConfig, train_policy  # imports Ray lazily
 
@@ -191,6 +218,8 @@ def _train(args: argparse.Namespace) -> int:
             "test_fraction": frac,
             "train_rows": len(train),
             "test_rows": len(test),
+            # eval compares it with the dataset it is given: the training split applies only here.
+            "dataset_digest": dataset_digest(data),
         },
     )
     result.policy.save(Path(args.output))
@@ -207,8 +236,25 @@ def _train(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     policy: Policy | None = load_policy(Path(args.policy)) if args.policy else None
-    data = load_dataset(Path(args.dataset))
-    train, test, how, seed, _ = _split(data, args, policy.info if policy else {})
+    path = _dataset_path(args.dataset)
+    data = load_dataset(path)
+    info = dict(policy.info) if policy else {}
+    trained_here = policy is not None and _trained_on(info, data, path)
+    if policy is not None and args.split is None and not trained_here:
+        # The policy's split was drawn on another dataset and selects nothing meaningful here: score every
+        # row. (A part of the training dataset also lands here; its training rows cannot be told apart.)
+        info["split"] = "all"
+    train, test, how, seed, _ = _split(data, args, info)
+    if how == "all":
+        scored = f"scored all {len(test)} rows of {path}"
+        if policy is not None:
+            scored += (
+                " (including the rows the policy was trained on)"
+                if trained_here
+                else " (not the policy's training dataset)"
+            )
+    else:
+        scored = f"scored the held-out test split: {len(test)} rows ({how} split, seed {seed})"
     overrides = parse_cost_overrides(args.cost)
     if policy is not None and policy.model_costs:
         # The prices the policy was trained with, unless overridden on the command line.
@@ -228,7 +274,7 @@ def _eval(args: argparse.Namespace) -> int:
         from quantum_router.learning.plot import plot_reports
 
         shares = {r.name: r.calls[data.models[strong]] for r in reports}
-        title = f"{Path(args.dataset).name}: {how} split, {len(test)} test prompts"
+        title = f"{path.name}: {'all rows' if how == 'all' else how + ' split'}, {len(test)} test prompts"
         plot_reports(reports, shares, Path(args.plot), title)
     if args.json:
         out: dict[str, Any] = {"router": primary.name, **primary.to_dict()}
@@ -236,6 +282,7 @@ def _eval(args: argparse.Namespace) -> int:
             {
                 "routers": {r.name: r.to_dict() for r in reports},
                 "split": how,
+                "scored": scored,
                 "seed": seed,
                 "train_rows": len(train),
                 "test_rows": len(test),
@@ -246,10 +293,7 @@ def _eval(args: argparse.Namespace) -> int:
         )
         print(json.dumps(out, indent=None))
     else:
-        print(
-            f"{how} split, seed {seed}: {len(train)} train / {len(test)} test prompts; "
-            f"weak {data.models[weak]}, strong {data.models[strong]}"
-        )
+        print(f"{scored}; weak {data.models[weak]}, strong {data.models[strong]}")
         print(format_table(reports))
         if args.plot:
             print(f"plot: {args.plot}")

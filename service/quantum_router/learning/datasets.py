@@ -9,6 +9,7 @@ catalog's task types, and the one-hot lets the network learn a per-subject prior
 from __future__ import annotations
 
 import csv
+import hashlib
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,7 +32,7 @@ TASK_TYPE_COLUMN = "task_type"
 DEFAULT_PERSONA = ""
 
 # Published prices (USD per million tokens, input/output averaged 1:1) of the models in the RouteLLM MMLU
-# data (../shared/data/routellm-mmlu/README.md); used when a model is not in the catalog.
+# data (data/routellm-mmlu/README.md in the repository); used when a model is not in the catalog.
 KNOWN_PRICES_PER_MILLION: dict[str, float] = {
     "mistralai/Mixtral-8x7B-Instruct-v0.1": 0.60,
     "gpt-4-1106-preview": 20.0,
@@ -131,6 +132,17 @@ def load_dataset(path: Path) -> Dataset:
         outcomes=np.concatenate([part.outcomes for part in parts]),
         source=str(path),
     )
+
+
+def dataset_digest(data: Dataset) -> str:
+    """SHA-256 of the rows (prompts, task types, model names, outcomes), so a policy can tell its
+    training dataset from another one wherever the files are stored."""
+    digest = hashlib.sha256()
+    for text in (*data.models, *data.task_types, *data.prompts):
+        digest.update(text.encode())
+        digest.update(b"\x1f")  # a separator, so ("ab", "c") and ("a", "bc") differ
+    digest.update(np.ascontiguousarray(data.outcomes, dtype=np.float32).tobytes())
+    return digest.hexdigest()
 
 
 def random_split(data: Dataset, test_fraction: float, seed: int) -> tuple[Dataset, Dataset]:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from quantum_router.catalog import Catalog
 from quantum_router.providers.base import Completion, CompletionRequest, Provider, StreamEvent
 from quantum_router.providers.openai_compat import OpenAICompatibleProvider
+from quantum_router.providers.replay import ReplayProvider
 from quantum_router.providers.simulated import SimulatedProvider
 from quantum_router.settings import Settings
 
@@ -17,7 +18,7 @@ class ProviderRegistry:
     def __init__(self, catalog: Catalog, settings: Settings) -> None:
         by_kind = {
             kind: {m.name: m for m in catalog.models if m.provider == kind}
-            for kind in ("simulated", "openai")
+            for kind in ("simulated", "openai", "replay")
         }
         self._providers: dict[str, Provider] = {}
         if by_kind["simulated"]:
@@ -32,6 +33,9 @@ class ProviderRegistry:
                 by_kind["openai"], settings.provider_max_retries, settings.provider_backoff_seconds
             )
             self._providers.update(dict.fromkeys(by_kind["openai"], openai))
+        if by_kind["replay"]:
+            replay = ReplayProvider(by_kind["replay"])
+            self._providers.update(dict.fromkeys(by_kind["replay"], replay))
 
     async def complete(self, request: CompletionRequest) -> Completion:
         """Run ``request`` on the provider that serves its model."""

@@ -168,8 +168,24 @@ async def _open_loop(
     return {"offered": rate, "achieved": len(latencies) / elapsed, "errors": errors, **stats}
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def settle(pids: list[int], timeout: float = 15.0) -> None:
+    """Wait until none of ``pids`` uses more than 5 % of a core: a proxy may keep working after it has
+    answered (LiteLLM's callbacks), which would otherwise be charged to whoever is measured next."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = [_cpu_seconds(p) for p in pids]
+        time.sleep(0.5)
+        if all(_cpu_seconds(p) - b < 0.025 for p, b in zip(pids, before, strict=True)):
+            return
+
+
 def _closed_loop(
-    targets: dict[str, tuple[str, dict[str, Any], dict[str, str]]], sizes: Sizes
+    targets: dict[str, tuple[str, dict[str, Any], dict[str, str]]], sizes: Sizes, pids: list[int]
 ) -> list[dict[str, Any]]:
     samples: dict[tuple[str, int], list[float]] = {}
     seconds: dict[tuple[str, int], float] = {}
@@ -177,6 +193,7 @@ def _closed_loop(
         for _ in range(sizes.rounds):
             for name, (url, model, headers) in targets.items():
                 body = {**model, "messages": MESSAGES, "max_tokens": 16}
+                settle(pids)
                 lat, elapsed = asyncio.run(measure(url, body, headers, sizes.closed_loop, concurrency))
                 samples.setdefault((name, concurrency), []).extend(lat)
                 seconds[(name, concurrency)] = seconds.get((name, concurrency), 0.0) + elapsed
@@ -316,7 +333,8 @@ def _markdown(results: dict[str, Any], targets: list[Target], plots: list[str], 
         "| --- | --- | --- | --- |",
         *(f"| {t.name} | {t.goal} | {t.measured} | {'pass' if t.passed else '**fail**'} |" for t in targets),
         "",
-        "Closed loop (each worker sends its next request when the last one answers), taking turns in rounds:",
+        "Closed loop (each worker sends its next request when the last one answers), after a warm-up, "
+        "taking turns in rounds, each turn once both proxies are idle; RSS as read before the sweep:",
         "",
         "| target | concurrency | n | median ms | p99 ms | req/s | overhead ms (median) | RSS MB |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -337,8 +355,12 @@ def _markdown(results: dict[str, Any], targets: list[Target], plots: list[str], 
         )
     rss = results["rss_mb"]
     peer_rss = next(v for k, v in rss.items() if k.startswith("LiteLLM"))
+    after = results["rss_after_sweep_mb"]
+    peer_after = next(v for k, v in after.items() if k.startswith("LiteLLM"))
     lines += [
-        f"- Resident memory after the run: ours {rss['Quantum Router']:.0f} MB, LiteLLM's {peer_rss:.0f} MB.",
+        f"- Resident memory after {results['router_requests']:,} requests to us (closed loop): ours "
+        f"{rss['Quantum Router']:.0f} MB, LiteLLM's {peer_rss:.0f} MB; after the overload sweep below: ours "
+        f"{after['Quantum Router']:.0f} MB, LiteLLM's {peer_after:.0f} MB.",
         "",
         "Latency per endpoint, one request at a time:",
         "",
@@ -391,6 +413,7 @@ def run(sizes: Sizes, out: Path, version: str) -> dict[str, Any]:
             litellm_proxy(venv, router.stub_port, tmp, master_key) as (litellm_url, litellm_pid),
             httpx.Client(base_url=router.url, timeout=60) as client,
         ):
+            settle([router.pid, litellm_pid])  # LiteLLM keeps busy for a while after it answers its probe
             results["endpoints"] = _endpoints(client, router.stub_url, sizes.endpoint)
             router_auth = {**login(client), "x-quantum-router-bypass-cache": "true"}
             peer_name = f"LiteLLM {version}"
@@ -399,24 +422,35 @@ def run(sizes: Sizes, out: Path, version: str) -> dict[str, Any]:
                 "Quantum Router": (router.url, {"model": "router"}, router_auth),
                 peer_name: (litellm_url, {"model": "fast"}, {"Authorization": f"Bearer {master_key}"}),
             }
-            results["closed_loop"] = _closed_loop(targets, sizes)
-            for name, rates in (("Quantum Router", sizes.rates), (peer_name, sizes.peer_rates)):
-                url, model, headers = targets[name]
-                body = {**model, "messages": MESSAGES, "max_tokens": 16}
-                results["sweeps"][name] = [
-                    asyncio.run(_open_loop(url, body, headers, rate, sizes.sweep_seconds)) for rate in rates
-                ]
-            served = 2 + 5 * sizes.endpoint + 2 * sizes.rounds * sizes.closed_loop
-            served += sum(int(r * sizes.sweep_seconds) for r in sizes.rates)
+            chat = {"messages": MESSAGES, "max_tokens": 16}
+            for url, model, headers in targets.values():  # warm-up, not recorded
+                asyncio.run(measure(url, {**model, **chat}, headers, sizes.closed_loop // 4 or 1, 16))
+            results["closed_loop"] = _closed_loop(targets, sizes, [router.pid, litellm_pid])
+            url, model, headers = targets["Quantum Router"]
+            served = (
+                2 + 5 * sizes.endpoint + (sizes.closed_loop // 4 or 1) + 2 * sizes.rounds * sizes.closed_loop
+            )
             if served < sizes.memory_requests:  # top up, so memory is read after the planned number
-                url, model, headers = targets["Quantum Router"]
-                body = {**model, "messages": MESSAGES, "max_tokens": 16}
-                asyncio.run(measure(url, body, headers, sizes.memory_requests - served, 16))
+                asyncio.run(measure(url, {**model, **chat}, headers, sizes.memory_requests - served, 16))
                 served = sizes.memory_requests
+            # Read before the sweep: overload queues thousands of connections, which is not steady state.
             results["router_requests"] = served
             results["router_rss_mb"] = rss_mb(router.pid)
             results["rss_mb"] = {
                 "Quantum Router": results["router_rss_mb"],
+                peer_name: tree_rss_mb(litellm_pid),
+            }
+            for name, rates in (("Quantum Router", sizes.rates), (peer_name, sizes.peer_rates)):
+                url, model, headers = targets[name]
+                results["sweeps"][name] = []
+                for rate in rates:
+                    settle([router.pid, litellm_pid])
+                    sweep = asyncio.run(
+                        _open_loop(url, {**model, **chat}, headers, rate, sizes.sweep_seconds)
+                    )
+                    results["sweeps"][name].append(sweep)
+            results["rss_after_sweep_mb"] = {
+                "Quantum Router": rss_mb(router.pid),
                 peer_name: tree_rss_mb(litellm_pid),
             }
     return results

@@ -98,10 +98,9 @@ images: $(VENV)/.synced
 	images/build.sh all
 	images/build.sh train
 
-# REAL_NODE=1 adds a node that runs real containers (root; see docs/testing.md); TRAIN_IMAGE=1 also
-# builds (once) and imports the training image there.
+# REAL_NODE=1 adds a node that runs real containers (root; see docs/testing.md).
 cluster-up:
-	@$(if $(TRAIN_IMAGE),QR_TRAIN_IMAGE=1) e2e/controlplane/cluster.sh up $(if $(REAL_NODE),--real-node)
+	@e2e/controlplane/cluster.sh up $(if $(REAL_NODE),--real-node)
 
 cluster-down:
 	@e2e/controlplane/cluster.sh down

@@ -178,9 +178,6 @@ import_images() {
     echo "$COREDNS_IMAGE $NODE_IMAGES/coredns.tar"
     echo "$METRICS_SERVER_IMAGE $NODE_IMAGES/metrics-server.tar"
     "$CP_DIR/../../images/build.sh" all
-    # The training image only when asked for (QR_TRAIN_IMAGE=1, make cluster-up TRAIN_IMAGE=1): 6.45 GB,
-    # and the first build takes about a quarter of an hour.
-    [[ -z ${QR_TRAIN_IMAGE:-} ]] || "$CP_DIR/../../images/build.sh" train
   )
 }
 

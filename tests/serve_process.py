@@ -31,6 +31,9 @@ def serve_process(
         "QR_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "QR_JWT_SECRET": JWT_SECRET,
         "QR_REQUEST_TIMEOUT_SECONDS": "60",
+        # As make_settings: no exploration, which would now and then pick the test catalog's 100 s model.
+        "QR_EPSILON": "0",
+        "QR_RANDOM_SEED": "7",
         **env,
     }
     log = tmp_path / "serve.log"  # a file, not a pipe: nothing reads a pipe while the server runs

@@ -128,6 +128,29 @@ async def measure(
         return latencies, time.perf_counter() - started
 
 
+def summarise(
+    samples: dict[tuple[str, int], list[float]], seconds: dict[tuple[str, int], float]
+) -> list[dict[str, Any]]:
+    """One row per (target, concurrency): n, median, p99, requests per second and the median's overhead
+    over "direct to the stub" at the same concurrency."""
+    rows = []
+    for (name, concurrency), lat in samples.items():
+        stats = percentiles(lat)
+        direct = statistics.median(samples[("direct to the stub", concurrency)])
+        rows.append(
+            {
+                "target": name,
+                "concurrency": concurrency,
+                "n": len(lat),
+                "median_ms": stats["median_ms"],
+                "p99_ms": stats["p99_ms"],
+                "rps": len(lat) / seconds[(name, concurrency)],
+                "overhead_ms": stats["median_ms"] - direct,
+            }
+        )
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=400, help="requests per target, concurrency and round")
@@ -172,22 +195,7 @@ def main() -> int:
                         seconds[(name, concurrency)] = seconds.get((name, concurrency), 0.0) + elapsed
             memory["Quantum Router"] = rss_mb(router.pid)
             memory[f"LiteLLM {version}"] = tree_rss_mb(litellm_pid)
-    results: list[dict[str, Any]] = []
-    for (name, concurrency), lat in samples.items():
-        stats = percentiles(lat)
-        direct = statistics.median(samples[("direct to the stub", concurrency)])
-        results.append(
-            {
-                "target": name,
-                "concurrency": concurrency,
-                "n": len(lat),
-                "median_ms": stats["median_ms"],
-                "p99_ms": stats["p99_ms"],
-                "rps": len(lat) / seconds[(name, concurrency)],
-                "overhead_ms": stats["median_ms"] - direct,
-                "rss_mb": memory.get(name),
-            }
-        )
+    results = [{**row, "rss_mb": memory.get(row["target"])} for row in summarise(samples, seconds)]
     print("| target | concurrency | n | median ms | p99 ms | req/s | overhead ms (median) | RSS MB |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:

@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import secrets
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,15 @@ from typing import Any
 import aiohttp
 import httpx
 
-from bench.peer_overhead import LITELLM_VERSION, MESSAGES, ensure_litellm, litellm_proxy, measure, tree_rss_mb
+from bench.peer_overhead import (
+    LITELLM_VERSION,
+    MESSAGES,
+    ensure_litellm,
+    litellm_proxy,
+    measure,
+    summarise,
+    tree_rss_mb,
+)
 from bench.service_bench import login, percentiles, router_on_stub, rss_mb
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,22 +206,7 @@ def _closed_loop(
                 lat, elapsed = asyncio.run(measure(url, body, headers, sizes.closed_loop, concurrency))
                 samples.setdefault((name, concurrency), []).extend(lat)
                 seconds[(name, concurrency)] = seconds.get((name, concurrency), 0.0) + elapsed
-    rows = []
-    for (name, concurrency), lat in samples.items():
-        stats = percentiles(lat)
-        direct = statistics.median(samples[("direct to the stub", concurrency)])
-        rows.append(
-            {
-                "target": name,
-                "concurrency": concurrency,
-                "n": len(lat),
-                "median_ms": stats["median_ms"],
-                "p99_ms": stats["p99_ms"],
-                "rps": len(lat) / seconds[(name, concurrency)],
-                "overhead_ms": stats["median_ms"] - direct,
-            }
-        )
-    return rows
+    return summarise(samples, seconds)
 
 
 def _row(rows: list[dict[str, Any]], prefix: str, concurrency: int) -> dict[str, Any]:

@@ -87,3 +87,13 @@ class Provider(Protocol):
     async def close(self) -> None:
         """Release connections."""
         ...
+
+
+def verdict(value: float, request: CompletionRequest) -> Completion:
+    """A judge's reply for a quality ``value`` in [0, 1]: ``SCORE: N`` on the rubric's 0-10 scale."""
+    return Completion(
+        text=f"SCORE: {min(10, max(0, round(value * 10)))}",
+        prompt_tokens=estimate_tokens(request.system) + estimate_tokens(request.prompt),
+        completion_tokens=3,
+        finish_reason="stop",
+    )

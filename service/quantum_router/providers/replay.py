@@ -27,6 +27,7 @@ from quantum_router.providers.base import (
     ProviderError,
     StreamEvent,
     estimate_tokens,
+    verdict,
 )
 
 # The task type of judge calls (quantum_router.judge.JUDGE_TASK; not imported: judge imports providers).
@@ -133,13 +134,7 @@ class ReplayProvider:
                 f"{request.model} judges only answers of replay models it serves", retryable=False
             )
         value = self.outcome(match.group("model"), prompt)
-        score = min(10, max(0, round(value * 10)))
-        return Completion(
-            text=f"SCORE: {score}",
-            prompt_tokens=estimate_tokens(request.system) + estimate_tokens(request.prompt),
-            completion_tokens=3,
-            finish_reason="stop",
-        )
+        return verdict(value, request)
 
     async def close(self) -> None:
         """Nothing to release."""

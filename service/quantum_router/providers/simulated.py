@@ -23,6 +23,7 @@ from quantum_router.providers.base import (
     ProviderTimeout,
     StreamEvent,
     estimate_tokens,
+    verdict,
 )
 
 _ANSWERS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
@@ -120,13 +121,7 @@ class SimulatedProvider:
         answer = _between(request.prompt, "<answer>\n", "\n</answer>")
         correct = re.search(rf"answer: {expected_answer(prompt)}\b", answer) is not None
         value = (1.0 if correct else 0.0) + self._rng.gauss(0.0, self._judge_noise)
-        score = min(10, max(0, round(value * 10)))
-        return Completion(
-            text=f"SCORE: {score}",
-            prompt_tokens=estimate_tokens(request.system) + estimate_tokens(request.prompt),
-            completion_tokens=3,
-            finish_reason="stop",
-        )
+        return verdict(value, request)
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -109,8 +109,16 @@ def rss_mb(pid: int) -> float:
 
 def percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-    return {"n": len(samples), "median_ms": statistics.median(ordered), "p99_ms": p99}
+
+    def rank(q: float) -> float:
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+    return {
+        "n": len(samples),
+        "median_ms": statistics.median(ordered),
+        "p90_ms": rank(0.9),
+        "p99_ms": rank(0.99),
+    }
 
 
 def timed(n: int, call: Callable[[], httpx.Response], expect: int = 200) -> list[float]:

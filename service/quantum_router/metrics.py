@@ -27,6 +27,13 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
+def multiprocess_registry(path: str) -> CollectorRegistry:
+    """A registry that reads every worker's values from ``path`` at scrape time."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path)  # type: ignore[no-untyped-call]
+    return registry
+
+
 class Metrics:
     """Every metric the service exports."""
 
@@ -36,11 +43,8 @@ class Metrics:
         shared = multiprocess_dir()
         # What /metrics serves: this registry, or in multiprocess mode every worker's values plus this
         # worker's own per-process collectors (added by watch_pools).
-        self.exposition = r
-        if shared is not None:
-            self.exposition = CollectorRegistry()
-            MultiProcessCollector(self.exposition, shared)  # type: ignore[no-untyped-call]
-        self._pid_label = shared is not None  # several worker processes
+        self.exposition = r if shared is None else multiprocess_registry(shared)
+        self._multiprocess = shared is not None
         self.request_duration = Histogram(
             "qr_http_request_duration_seconds",
             "HTTP request duration by route template, method and status.",
@@ -135,7 +139,7 @@ class Metrics:
 
     def serving_policy(self, version: str) -> None:
         """Mark ``version`` as the one being served (and no other)."""
-        if self._pid_label:
+        if self._multiprocess:
             # Zeroed rather than removed: in multiprocess mode a removed series keeps its last value on disk.
             for old in self._versions - {version}:
                 self.policy_info.labels(old).set(0)
@@ -151,7 +155,7 @@ class Metrics:
 
     def watch_pools(self, stats: PoolStats) -> None:
         """Export connection-pool checkouts and efficiency, read from ``stats`` at scrape time."""
-        self.exposition.register(_PoolCollector(stats, str(os.getpid()) if self._pid_label else None))
+        self.exposition.register(_PoolCollector(stats, str(os.getpid()) if self._multiprocess else None))
 
     def record_cache(self, hit: bool) -> None:
         """Count a lookup and refresh the hit ratio."""

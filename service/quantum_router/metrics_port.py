@@ -16,6 +16,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
+from quantum_router.settings import Settings
+
 UNAUTHORIZED_DETAIL = "metrics need Authorization: Bearer <QR_METRICS_TOKEN>"
 _UNAUTHORIZED_BODY = json.dumps({"detail": UNAUTHORIZED_DETAIL, "reason": "unauthenticated"}).encode()
 
@@ -31,9 +33,12 @@ class _QuietHandler(WSGIRequestHandler):
         """Scrapes every few seconds are not worth a log line each."""
 
 
-def start_metrics_server(registry: CollectorRegistry, host: str, port: int, token: str | None) -> WSGIServer:
-    """Serve ``registry`` on ``host:port`` from a daemon thread (any path; a token when given); call
-    ``shutdown()`` on the result to stop it."""
+def start_metrics_server(registry: CollectorRegistry, settings: Settings) -> WSGIServer | None:
+    """Serve ``registry`` on ``QR_HOST:QR_METRICS_PORT`` from a daemon thread (any path; behind
+    ``QR_METRICS_TOKEN`` when set); None without a metrics port. ``shutdown()`` on the result stops it."""
+    if settings.metrics_port is None:
+        return None
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
     exposition = make_wsgi_app(registry)
 
     def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -45,6 +50,8 @@ def start_metrics_server(registry: CollectorRegistry, host: str, port: int, toke
         result: Iterable[bytes] = exposition(environ, start_response)
         return result
 
-    server = make_server(host, port, guarded, ThreadingWSGIServer, handler_class=_QuietHandler)
+    server = make_server(
+        settings.host, settings.metrics_port, guarded, ThreadingWSGIServer, handler_class=_QuietHandler
+    )
     threading.Thread(target=server.serve_forever, name="metrics-port", daemon=True).start()
     return server

@@ -52,11 +52,7 @@ def serve(app: FastAPI, settings: Settings) -> None:
     """Serve ``app`` until SIGTERM or SIGINT, then drain (see the module docstring); with
     ``QR_METRICS_PORT``, metrics on that port meanwhile."""
     drain: Drain = app.state.drain
-    metrics_server = None
-    if settings.metrics_port is not None:
-        token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
-        registry = app.state.metrics.exposition
-        metrics_server = start_metrics_server(registry, settings.host, settings.metrics_port, token)
+    metrics_server = start_metrics_server(app.state.metrics.exposition, settings)
     try:
         DrainingServer(server_config(app, settings), drain).run()
     finally:

@@ -32,10 +32,11 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 
 import uvicorn
-from prometheus_client import CollectorRegistry
-from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.multiprocess import mark_process_dead
 from pydantic import SecretStr
 
+from quantum_router.metrics import multiprocess_registry
+from quantum_router.metrics_port import start_metrics_server
 from quantum_router.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -158,13 +159,7 @@ def serve_workers(settings: Settings) -> int:
         sock = uvicorn.Config(
             "quantum_router.app:create_app", host=settings.host, port=settings.port
         ).bind_socket()
-        if settings.metrics_port is not None:
-            from quantum_router.metrics_port import start_metrics_server
-
-            registry = CollectorRegistry()
-            MultiProcessCollector(registry, metrics_dir)  # type: ignore[no-untyped-call]
-            token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
-            metrics_server = start_metrics_server(registry, settings.host, settings.metrics_port, token)
+        metrics_server = start_metrics_server(multiprocess_registry(metrics_dir), settings)
         pool = WorkerPool(settings, [sock], metrics_dir)
         pool.start()
         healthy = True

@@ -9,8 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from quantum_router import __version__
+from quantum_router.api.deps import current_principal
 from quantum_router.api.errors import describe, install_error_handlers
 from quantum_router.api.middleware import RequestContextMiddleware
+from quantum_router.api.openapi_security import document_credentials, protected_operations
 from quantum_router.api.routes import auth, capabilities, chat, execute, feedback, health, history, metrics
 from quantum_router.context import start_services, stop_services
 from quantum_router.drain import Drain
@@ -53,8 +55,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.drain = Drain()
     # For a metrics port of its own, which `serve` opens next to the API's.
     app.state.metrics = app_metrics
-    for module in (health, capabilities, auth, execute, chat, feedback, history):
-        app.include_router(module.router)
+    # The hot routes first: each request is matched against the routers in this order.
+    routers = [m.router for m in (execute, chat, health, capabilities, auth, feedback, history)]
+    for router in routers:
+        app.include_router(router)
+    document_credentials(app, protected_operations(routers, current_principal))
     if settings.metrics_port is None:
         app.include_router(metrics.router)
     install_error_handlers(app)

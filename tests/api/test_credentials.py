@@ -9,13 +9,15 @@ import sys
 import time
 from pathlib import Path
 
+import jwt
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from quantum_router.auth.tokens import issue_token
 from quantum_router.settings import LOCAL_DEFAULT_ADMIN_PASSWORD, Settings
 from quantum_router.users import create_api_key, create_user
-from tests.conftest import ClientFactory, login
+from tests.conftest import JWT_SECRET, ClientFactory, login
 
 CACHE_SECONDS = 0.5
 _BODY = {"prompt": "hi", "persona": "developer", "task_type": "chat"}
@@ -74,6 +76,7 @@ def test_a_disabled_user_is_refused_everywhere_within_the_cache_period(
     token = login(client, "bob", "bob-password-1")
     assert (_status(client, token), _status(client, {"X-API-Key": key})) == (200, 200)
 
+    _next_second()  # a token issued in the cut-off's own second is accepted (store._whole_second)
     disabled = _cli(tmp_path, "user", "disable", "bob")
     assert disabled.returncode == 0, disabled.stderr
     time.sleep(CACHE_SECONDS + 0.1)
@@ -117,3 +120,29 @@ def test_production_refuses_the_documented_local_admin_password() -> None:
     with pytest.raises(ValidationError, match="local default"):
         Settings(environment="production", jwt_secret="j" * 40, admin_password=LOCAL_DEFAULT_ADMIN_PASSWORD)
     Settings(environment="production", jwt_secret="j" * 40, admin_password="a-real-secret-password")
+
+
+def test_a_token_stops_working_when_it_expires_though_it_was_accepted_before(client: TestClient) -> None:
+    """Verified tokens are remembered between requests; their expiry is still checked on every one."""
+    user_id = jwt.decode(login(client)["Authorization"][7:], options={"verify_signature": False})["sub"]
+    token = issue_token(JWT_SECRET, "quantum-router", 2, user_id, "admin", ["admin"])
+    headers = {"Authorization": f"Bearer {token}"}
+    assert _status(client, headers) == 200
+    assert _status(client, headers) == 200  # the second is answered from the remembered verification
+    time.sleep(2.05 - time.time() % 1.0)  # past exp: issued in whole seconds, valid while now < exp
+    response = client.post("/v1/execute", json=_BODY, headers=headers)
+    assert response.status_code == 401
+    assert "ExpiredSignature" in response.json()["detail"]
+
+
+def test_the_openapi_document_names_both_credentials_on_protected_operations(
+    client_factory: ClientFactory,
+) -> None:
+    schema = client_factory(docs_enabled=True).get("/openapi.json").json()
+    assert set(schema["components"]["securitySchemes"]) == {"bearer", "apiKey"}
+    assert schema["components"]["securitySchemes"]["apiKey"]["name"] == "X-API-Key"
+    paths = schema["paths"]
+    for path, method in (("/v1/execute", "post"), ("/v1/chat/completions", "post"), ("/v1/feedback", "post")):
+        assert paths[path][method]["security"] == [{"bearer": []}, {"apiKey": []}]
+    for path, method in (("/v1/auth/login", "post"), ("/v1/health", "get")):
+        assert "security" not in paths[path][method]

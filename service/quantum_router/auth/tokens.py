@@ -22,6 +22,7 @@ class Principal:
     roles: tuple[str, ...]
     via: str  # "token" or "api_key"
     issued_at: int | None = None  # a token's ``iat`` (seconds since the epoch); None for an API key
+    expires_at: int | None = None  # a token's ``exp`` (seconds since the epoch); None for an API key
 
 
 class InvalidCredentials(Exception):
@@ -58,6 +59,7 @@ def verify_token(secret: str, issuer: str, token: str) -> Principal:
         tuple(claims.get("roles", [])),
         "token",
         int(claims.get("iat", 0)),
+        int(claims["exp"]),
     )
 
 

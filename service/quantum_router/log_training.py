@@ -3,7 +3,9 @@
 The log is read from a replica (a lag-tolerant export). Only rows logged with the feature spec of the
 policy being served are used, so features and network always agree, and only rows with an observed outcome
 (a rating, a judge's verdict, a verifier's, agreement between answers, a failure): a row labelled with
-nothing but the router's own prior would teach the policy its predictions back. Publishing writes the
+nothing but the router's own prior would teach the policy its predictions back. The served policy's belief
+is instead the reward model's prior, which the labels correct per model and task type (learning/prior.py),
+and the gate values both policies with that same reward model. Publishing writes the
 artifact to the ``policies`` table (and to Redis when it is configured), where every service replica picks
 it up at its next poll.
 """
@@ -136,10 +138,20 @@ def main(argv: list[str], settings: Settings) -> int:
         load_catalog(settings.catalog_file).model(m).cost_per_1k_tokens for m in served.models
     ]
     config = TrainConfig(steps=args.steps, address=args.address, version=args.version)
+    # The served policy is the reward model's prior: a model's few labels on a task type correct what the
+    # served policy believes there, instead of its average elsewhere standing in for them (issue #15).
     result = train_from_log(
-        experiences, served.feature_spec, served.models, costs, config, text_model=served.text_model
+        experiences,
+        served.feature_spec,
+        served.models,
+        costs,
+        config,
+        text_model=served.text_model,
+        prior=served,
     )
-    report = gate.evaluate(experiences, result.policy, served, costs, config.cost_weight)
+    report = gate.evaluate(
+        experiences, result.policy, served, costs, config.cost_weight, prior_labels=config.prior_labels
+    )
     print(report.describe())
     result.policy.info["gate"] = report.as_info()
     result.policy.save(args.output)

@@ -17,8 +17,9 @@ import numpy as np
 
 from quantum_router.features import FeatureSpec
 from quantum_router.learning.env import RoutingBanditEnv, env_config_for
-from quantum_router.learning.experience import LoggedExperience, problem_from_log
+from quantum_router.learning.experience import DEFAULT_PRIOR_LABELS, LoggedExperience, problem_from_log
 from quantum_router.learning.export import policy_from_state_dict
+from quantum_router.learning.prior import believed_quality
 from quantum_router.learning.problem import Problem
 from quantum_router.learning.reward_model import smoothed_problem, text_scored_problem
 from quantum_router.policy import Policy
@@ -58,6 +59,9 @@ class TrainConfig:
     reward: str = "auto"
     reward_ridge: float = 30.0
     reward_outcome_weight: float = 0.0
+    # train --from-log with the served policy as the reward model's prior: how many labels of a model on a
+    # task type its belief is worth (experience.DEFAULT_PRIOR_LABELS explains the default). The gate uses it.
+    prior_labels: float = DEFAULT_PRIOR_LABELS
     num_env_runners: int = 0  # 0 samples in the driver's local runner, cheapest on 2 cores
     num_learners: int = 0  # 0 updates in the driver; >0 starts learner actors
     address: str | None = None  # None starts a local Ray; else e.g. "auto" or "ray://head:10001"
@@ -259,12 +263,28 @@ def train_from_log(
     config: TrainConfig | None = None,
     ridge: float = 1.0,
     text_model: TextModel | None = None,
+    prior: Policy | None = None,
 ) -> TrainResult:
     """Train from the experience log: a reward model fills in the models not taken (direct method).
 
     ``text_model`` is the serving policy's when its feature spec has text scores: the logged features were
-    computed with it, so the new policy must carry it too.
+    computed with it, so the new policy must carry it too. ``prior`` is the served policy (same models and
+    feature spec): the reward model then shrinks toward what it believes, worth ``config.prior_labels``
+    labels per model and task type, instead of toward each model's average (``ridge`` applies only
+    without a prior).
     """
-    problem = problem_from_log(experiences, feature_spec, models, model_costs_per_1k, ridge=ridge)
+    config = config or TrainConfig()
+    believed = None
+    if prior is not None:
+        features = np.asarray([np.asarray(e.features, dtype=np.float32) for e in experiences])
+        believed = believed_quality(prior, features.reshape(len(experiences), feature_spec.dim))
+    problem = problem_from_log(
+        experiences,
+        feature_spec,
+        models,
+        model_costs_per_1k,
+        ridge=ridge if prior is None else config.prior_labels,
+        prior=believed,
+    )
     problem.text_model = text_model
     return train_policy(problem, config, info={"source": "experience log", "experiences": len(experiences)})

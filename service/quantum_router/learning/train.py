@@ -21,7 +21,7 @@ from quantum_router.learning.experience import DEFAULT_PRIOR_LABELS, LoggedExper
 from quantum_router.learning.export import policy_from_state_dict
 from quantum_router.learning.prior import believed_quality
 from quantum_router.learning.problem import Problem
-from quantum_router.learning.reward_model import smoothed_problem, text_scored_problem
+from quantum_router.learning.reward_model import fitted_problem, smoothed_problem, text_scored_problem
 from quantum_router.policy import Policy
 from quantum_router.text_model import TextModel
 
@@ -54,8 +54,10 @@ class TrainConfig:
     # on the training problem; "text" blends it with the text model's cross-fitted scores (datasets only).
     # Both are lower-variance targets (see learning/reward_model.py): on MMLU ridge lifted held-out APGR
     # from 0.63-0.65 to about 0.70, text to about 0.73 (docs/routing.md). They limit the policy to what the
-    # reward model captures; use "outcome" when the rule is non-linear in the features. "auto" is "text"
-    # when the problem has cross-fitted text scores, else "ridge".
+    # reward model captures; use "outcome" when the rule is non-linear in the features. "fitted" is the
+    # experience log's own reward model (the direct method's fill-in, shrunk toward the served policy's
+    # belief); a second ridge on top would shrink it toward each model's average again. "auto" is "text"
+    # when the problem has cross-fitted text scores, else "fitted" for a log problem, else "ridge".
     reward: str = "auto"
     reward_ridge: float = 30.0
     reward_outcome_weight: float = 0.0
@@ -94,15 +96,17 @@ class TrainResult:
         return self.env_steps / self.seconds_training if self.seconds_training > 0 else 0.0
 
 
-REWARDS = ("auto", "text", "ridge", "outcome")
+REWARDS = ("auto", "text", "ridge", "fitted", "outcome")
 
 
 def resolved_reward(problem: Problem, config: TrainConfig) -> str:
-    """The reward ``config.reward`` means for ``problem`` ("auto" picks text or ridge)."""
+    """The reward ``config.reward`` means for ``problem`` ("auto" picks text, fitted or ridge)."""
     if config.reward not in REWARDS:
         raise ValueError(f"unknown reward {config.reward!r}: use one of {', '.join(REWARDS)}")
     if config.reward == "auto":
-        return "text" if problem.text_cross_fitted else "ridge"
+        if problem.text_cross_fitted:
+            return "text"
+        return "fitted" if problem.fitted_quality is not None else "ridge"
     return config.reward
 
 
@@ -113,6 +117,8 @@ def reward_problem(problem: Problem, config: TrainConfig) -> Problem:
         return text_scored_problem(problem, config.reward_outcome_weight)
     if reward == "ridge":
         return smoothed_problem(problem, config.reward_ridge, config.reward_outcome_weight)
+    if reward == "fitted":
+        return fitted_problem(problem, config.reward_outcome_weight)
     return problem
 
 

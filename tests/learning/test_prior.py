@@ -10,6 +10,8 @@ from quantum_router.default_policy import prior_policy
 from quantum_router.features import FeatureSpec, extract
 from quantum_router.learning.experience import LoggedExperience, problem_from_log
 from quantum_router.learning.prior import believed_quality, prior_fill, task_groups
+from quantum_router.log_training import root_policy
+from quantum_router.policy import Policy
 
 CODE, CHAT = "code_generation", "chat"
 SPEC = FeatureSpec(personas=("developer",), task_types=(CODE, CHAT), ngram_buckets=16)
@@ -139,3 +141,19 @@ def test_prior_fill_checks_its_penalty_and_keeps_the_prior_where_nothing_is_labe
             [0.0, 0.0],
             prior=np.zeros((2, 2)),
         )
+
+
+def test_the_root_prior_is_the_newest_policy_not_trained_on_the_log() -> None:
+    spec = FeatureSpec(personas=(), task_types=(CODE,), ngram_buckets=0)
+
+    def policy(version: str, source: str, models: list[str] = MODELS) -> Policy:
+        layer = (np.zeros((spec.dim, len(models)), np.float32), np.zeros(len(models), np.float32))
+        return Policy(version, models, spec, [], [layer], activation="linear", info={"source": source})
+
+    served, initial = policy("loop-3", "experience log"), policy("prior-1", "catalog prior")
+    offline = policy("dqn-offline", "dataset")
+    assert root_policy([served, policy("loop-2", "experience log"), offline], served, initial) is offline
+    assert root_policy([served, policy("loop-1", "experience log")], served, initial) is initial
+    # A root that routes other models cannot be read on the logged rows: the served policy stands in.
+    other = policy("old", "dataset", ["model-a", "model-c"])
+    assert root_policy([served, other], served, initial) is served

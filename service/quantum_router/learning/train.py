@@ -55,14 +55,14 @@ class TrainConfig:
     # Both are lower-variance targets (see learning/reward_model.py): on MMLU ridge lifted held-out APGR
     # from 0.63-0.65 to about 0.70, text to about 0.73 (docs/routing.md). They limit the policy to what the
     # reward model captures; use "outcome" when the rule is non-linear in the features. "fitted" is the
-    # experience log's own reward model (the direct method's fill-in, shrunk toward the served policy's
-    # belief); a second ridge on top would shrink it toward each model's average again. "auto" is "text"
+    # experience log's own reward model (the direct method's fill-in, shrunk toward a policy's belief); a
+    # second ridge on top would shrink it toward each model's average again. "auto" is "text"
     # when the problem has cross-fitted text scores, else "fitted" for a log problem, else "ridge".
     reward: str = "auto"
     reward_ridge: float = 30.0
     reward_outcome_weight: float = 0.0
-    # train --from-log with the served policy as the reward model's prior: how many labels of a model on a
-    # task type its belief is worth (experience.DEFAULT_PRIOR_LABELS explains the default). The gate uses it.
+    # train --from-log, where a policy's belief is the reward model's prior: how many labels of a model on a
+    # task type that belief is worth (experience.DEFAULT_PRIOR_LABELS explains the default). The gate too.
     prior_labels: float = DEFAULT_PRIOR_LABELS
     num_env_runners: int = 0  # 0 samples in the driver's local runner, cheapest on 2 cores
     num_learners: int = 0  # 0 updates in the driver; >0 starts learner actors
@@ -274,10 +274,10 @@ def train_from_log(
     """Train from the experience log: a reward model fills in the models not taken (direct method).
 
     ``text_model`` is the serving policy's when its feature spec has text scores: the logged features were
-    computed with it, so the new policy must carry it too. ``prior`` is the served policy (same models and
-    feature spec): the reward model then shrinks toward what it believes, worth ``config.prior_labels``
-    labels per model and task type, instead of toward each model's average (``ridge`` applies only
-    without a prior).
+    computed with it, so the new policy must carry it too. ``prior`` is a policy with the same models and
+    feature spec (``train --from-log``: the root policy, or the served one): the reward model then shrinks
+    toward what it believes, worth ``config.prior_labels`` labels per model and task type, instead of
+    toward each model's average (``ridge`` applies only without a prior).
     """
     config = config or TrainConfig()
     believed = None

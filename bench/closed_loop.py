@@ -86,6 +86,7 @@ class LoopConfig:
     epsilon: float = 0.05  # the service's exploration (QR_EPSILON's default)
     steps: int = 2000  # DQN experiences sampled per training
     force: bool = False  # publish even when the gate refuses
+    prior: str = "root"  # train --from-log --prior: whose belief the log's reward model shrinks toward
     seed: int = 0
 
 
@@ -233,7 +234,7 @@ _USING = re.compile(r"using (\d+) of (\d+) experiences with an observed outcome:
 
 def train_and_publish(settings: Settings, config: LoopConfig, version: str, result: RoundResult) -> None:
     """``quantum-router train --from-log --publish`` in this process; what it printed goes to ``result``."""
-    argv = ["--steps", str(config.steps), "--publish", "--version", version]
+    argv = ["--steps", str(config.steps), "--publish", "--version", version, "--prior", config.prior]
     argv += ["--output", str(Path(tempfile.gettempdir()) / f"qr-closed-loop-{os.getpid()}.npz")]
     if config.force:
         argv.append("--force")
@@ -385,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=defaults.steps, help="DQN experiences per training")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--force", action="store_true", help="publish even when the gate refuses")
+    parser.add_argument(
+        "--prior", choices=["root", "served"], default=defaults.prior, help="train --from-log --prior"
+    )
     parser.add_argument("--plot", type=Path, default=None, help="write the two panels as PNG here")
     parser.add_argument("--json", type=Path, default=None, help="write every round as JSON here")
     args = parser.parse_args(argv)
@@ -399,11 +403,13 @@ def main(argv: list[str] | None = None) -> int:
                 epsilon=args.epsilon,
                 steps=args.steps,
                 force=args.force,
+                prior=args.prior,
                 seed=args.seed,
             )
             print(
                 f"judge sample rate {rate}, epsilon {config.epsilon}, {config.requests_per_round} requests "
-                f"per round ({config.code_share:.0%} code_generation), {config.steps} DQN steps per training",
+                f"per round ({config.code_share:.0%} code_generation), {config.steps} DQN steps per "
+                f"training, reward model prior: {config.prior}",
                 flush=True,
             )
             with tempfile.TemporaryDirectory(prefix="qr-closed-loop-") as work:

@@ -3,7 +3,14 @@
 The log is read from a replica (a lag-tolerant export). Only rows logged with the feature spec of the
 policy being served are used, so features and network always agree, and only rows with an observed outcome
 (a rating, a judge's verdict, a verifier's, agreement between answers, a failure): a row labelled with
-nothing but the router's own prior would teach the policy its predictions back. Publishing writes the
+nothing but the router's own prior would teach the policy its predictions back. A policy's belief is
+instead the reward model's prior, which the labels correct per model and task type (learning/prior.py),
+and the gate values both policies with that same reward model. By default that is the root policy: the
+newest published one not itself trained on the log, else the initial one (the policy file or the catalog
+prior). The served policy (``--prior served``) is, after the first round, a network trained on the root's
+belief and this same log; taking it as the prior counts the log twice and carries each network's fitting
+error into the next, which in the closed-loop bench sent chat back to the wrong model after a few rounds
+(docs/routing.md, The closed loop on a wrong catalog). Publishing writes the
 artifact to the ``policies`` table (and to Redis when it is configured), where every service replica picks
 it up at its next poll.
 """
@@ -14,7 +21,7 @@ import argparse
 import asyncio
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,7 +38,7 @@ from quantum_router.feedback import rating_quality
 from quantum_router.learning import gate
 from quantum_router.learning.experience import LoggedExperience
 from quantum_router.outcomes import QualitySource
-from quantum_router.policy import Policy, policy_from_bytes
+from quantum_router.policy import Policy, PolicyFormatError, policy_from_bytes
 from quantum_router.policy_store import publish_policy
 from quantum_router.settings import Settings
 
@@ -80,6 +87,37 @@ async def _served_policy(db: Database, settings: Settings) -> Policy:
     return initial_policy(settings, load_catalog(settings.catalog_file))
 
 
+LOG_TRAINED = "experience log"  # the info["source"] train_from_log gives its policies
+
+
+def root_policy(published: Iterable[Policy], served: Policy, initial: Policy) -> Policy:
+    """The reward model's prior: the first of ``published`` (newest first) not trained on the experience
+    log, else ``initial``; ``served`` when that one routes other models or reads other features (its
+    beliefs could not be read on the logged rows)."""
+    root = next((p for p in published if p.info.get("source") != LOG_TRAINED), initial)
+    if root.models != served.models or root.feature_spec != served.feature_spec:
+        return served
+    return root
+
+
+async def _prior_policy(settings: Settings, served: Policy, choice: str, search: int) -> Policy:
+    """The policy whose belief is the reward model's prior (``--prior``): the served one, or the root."""
+    if choice == "served":
+        return served
+    db = Database(settings)
+    try:
+        artifacts = await db.read_primary(lambda session: store.published_policies(session, search))
+    finally:
+        await db.dispose()
+    published = []
+    for artifact in artifacts:
+        try:
+            published.append(policy_from_bytes(artifact.data))
+        except PolicyFormatError:
+            continue  # the service skips it too
+    return root_policy(published, served, initial_policy(settings, load_catalog(settings.catalog_file)))
+
+
 async def _load(settings: Settings, limit: int) -> tuple[Policy, list[LoggedExperience], int]:
     db = Database(settings)
     try:
@@ -118,6 +156,16 @@ def main(argv: list[str], settings: Settings) -> int:
         action="store_true",
         help="publish even when the gate estimates it worse than the serving one",
     )
+    parser.add_argument(
+        "--prior",
+        choices=["root", "served"],
+        default="root",
+        help="whose belief the reward model shrinks toward: the newest published policy not trained on "
+        "the log, else the initial one (root, default), or the served policy",
+    )
+    parser.add_argument(
+        "--prior-search", type=int, default=100, help="newest published policies to search for the root"
+    )
     parser.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
     parser.add_argument("--version", default=None, help="policy version (default: dqn-<UTC time>)")
     args = parser.parse_args(argv)
@@ -136,10 +184,28 @@ def main(argv: list[str], settings: Settings) -> int:
         load_catalog(settings.catalog_file).model(m).cost_per_1k_tokens for m in served.models
     ]
     config = TrainConfig(steps=args.steps, address=args.address, version=args.version)
+    # A policy's belief is the reward model's prior: a model's few labels on a task type correct what it
+    # believes there, instead of the model's average elsewhere standing in for them (issue #15).
+    prior = asyncio.run(_prior_policy(settings, served, args.prior, args.prior_search))
+    print(f"reward model prior: {prior.version} ({args.prior})")
     result = train_from_log(
-        experiences, served.feature_spec, served.models, costs, config, text_model=served.text_model
+        experiences,
+        served.feature_spec,
+        served.models,
+        costs,
+        config,
+        text_model=served.text_model,
+        prior=prior,
     )
-    report = gate.evaluate(experiences, result.policy, served, costs, config.cost_weight)
+    report = gate.evaluate(
+        experiences,
+        result.policy,
+        served,
+        costs,
+        config.cost_weight,
+        prior_labels=config.prior_labels,
+        prior=prior,
+    )
     print(report.describe())
     result.policy.info["gate"] = report.as_info()
     result.policy.save(args.output)

@@ -63,3 +63,18 @@ def test_auto_reward_pays_cross_fitted_text_scores_and_falls_back_to_ridge() -> 
     np.testing.assert_array_equal(paid.features, scored.features)
     half = reward_problem(scored, TrainConfig(reward_outcome_weight=0.5))
     np.testing.assert_allclose(half.quality, 0.5 * scores + 0.5 * problem.quality, atol=1e-6)
+
+
+def test_a_log_problem_pays_its_own_reward_model() -> None:
+    problem, _ = synthetic_problem(40, seed=3)
+    assert resolved_reward(problem, TrainConfig()) == "ridge"
+    with pytest.raises(ValueError):
+        reward_problem(problem, TrainConfig(reward="fitted"))
+    fitted = np.clip(problem.quality + 0.1, 0.0, 1.0).astype(np.float32)
+    logged = dataclasses.replace(problem, fitted_quality=fitted, info={"reward_prior": "served policy"})
+    assert resolved_reward(logged, TrainConfig()) == "fitted"
+    paid = reward_problem(logged, TrainConfig())
+    np.testing.assert_allclose(paid.quality, fitted)
+    assert paid.info["reward_model"] == {"fitted": "served policy", "outcome_weight": 0.0}
+    half = reward_problem(logged, TrainConfig(reward_outcome_weight=0.5))
+    np.testing.assert_allclose(half.quality, 0.5 * fitted + 0.5 * problem.quality, atol=1e-6)

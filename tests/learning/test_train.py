@@ -69,8 +69,8 @@ def test_train_from_experience_log_learns_the_logged_best_model() -> None:
         log, problem.feature_spec, problem.models, [0.001, 0.002, 0.003], config, text_model=text
     )
     assert result.policy.info["source"] == "experience log" and result.policy.info["experiences"] == len(log)
-    # No prompts in the log, so no cross-fitted text scores: the reward is the IPS ridge fill-in.
-    assert result.policy.info["reward"] == "ridge" and result.policy.text_model is text
+    # No prompts in the log, so no cross-fitted text scores: the reward is the log's own IPS ridge fill-in.
+    assert result.policy.info["reward"] == "fitted" and result.policy.text_model is text
     assert result.policy.features("any prompt", "", "a").shape == (spec.dim,)
     chosen = result.policy.q_values(problem.features).argmax(axis=1)
     assert (chosen == best).mean() > 0.9

@@ -1,11 +1,12 @@
 """The gate before publishing a policy trained on the experience log: is it worth at least the serving one?
 
 Both policies are valued on the same logged rows with off-policy estimators (``off_policy.py``): inverse
-propensity (IPS, unbiased but noisy) and doubly robust (DR: the log problem's per-model reward model,
-corrected by the propensity-weighted residual where the logged action matches). A policy is valued by its
-greedy choice, the one the router serves (exploration aside). The reward is the one training optimises:
-the observed quality minus the cost weight times the row's normalised cost. The gate passes when the new
-policy's DR value is not below the serving policy's.
+propensity (IPS, unbiased but noisy) and doubly robust (DR: the log problem's reward model, corrected by the
+propensity-weighted residual where the logged action matches). The reward model is the one training used:
+a prior policy's belief corrected by the log (``prior.py``), with the same prior and ``prior_labels``. A
+policy is valued by its greedy choice, the one the router serves (exploration aside). The reward is the one
+training optimises: the observed quality minus the cost weight times the row's normalised cost. The gate
+passes when the new policy's DR value is not below the serving policy's.
 
 The intervals treat the reward model as given although it was fitted on the same rows, so DR's are
 optimistic (narrower than its real uncertainty); the verdict uses the point estimates, and both intervals
@@ -27,6 +28,7 @@ from quantum_router.learning.experience import (
     usable_rows,
 )
 from quantum_router.learning.off_policy import Estimate, doubly_robust, ips
+from quantum_router.learning.prior import believed_quality
 from quantum_router.policy import Policy
 
 
@@ -76,12 +78,25 @@ def evaluate(
     serving: Policy,
     model_costs_per_1k: list[float],
     cost_weight: float,
+    prior_labels: float | None = None,
+    prior: Policy | None = None,
 ) -> GateReport:
-    """Value ``new`` and ``serving`` (same models and feature spec) on the logged rows."""
+    """Value ``new`` and ``serving`` (same models and feature spec) on the logged rows. The reward model's
+    prior is ``prior``'s belief (None: the serving policy's), worth ``prior_labels`` labels
+    (``problem_from_log``'s ``ridge`` with a prior; None: its default): pass what training used."""
     if new.models != serving.models:
         raise ValueError("the new and the serving policy route different models")
     rows = usable_rows(experiences, serving.models)
-    problem = problem_from_log(rows, serving.feature_spec, serving.models, model_costs_per_1k)
+    dim = serving.feature_spec.dim
+    features = np.asarray([np.asarray(r.features, dtype=np.float32) for r in rows]).reshape(len(rows), dim)
+    problem = problem_from_log(
+        rows,
+        serving.feature_spec,
+        serving.models,
+        model_costs_per_1k,
+        ridge=prior_labels,
+        prior=believed_quality(prior or serving, features),
+    )
     assert problem.fitted_quality is not None  # a log problem always has its reward model
     n = np.arange(len(rows))
     action = np.asarray([serving.models.index(r.action) for r in rows], dtype=np.int64)

@@ -7,6 +7,12 @@ model). A per-model ridge regression on the same features, fitted on every model
 *training* row, is a lower-variance target: the env then pays ``outcome_weight x outcome + (1 -
 outcome_weight) x ridge prediction``. The test rows are never seen. The price is bias: the DQN can then
 learn at most what the (linear) reward model captures, plus ``outcome_weight`` of the raw outcomes.
+
+A problem from the experience log already has its reward model (``fitted_quality``, the direct method's
+fill-in, shrunk toward the served policy's belief). Fitting a second ridge on top of it would shrink each
+model toward its average over all task types again, the very thing the prior avoids: on a small log a
+model's good labels on one task type lift its smoothed value on another. So the log's own reward model is
+paid as is (:func:`fitted_problem`).
 """
 
 from __future__ import annotations
@@ -76,3 +82,15 @@ def text_scored_problem(problem: Problem, outcome_weight: float = 0.0) -> Proble
     """``problem`` with its quality replaced by :func:`text_scored_quality`."""
     quality = text_scored_quality(problem, outcome_weight)
     return _paying(problem, quality, {"text": "cross-fitted", "outcome_weight": outcome_weight})
+
+
+def fitted_problem(problem: Problem, outcome_weight: float = 0.0) -> Problem:
+    """``problem`` paying its own reward model (a log problem's ``fitted_quality``), blended with the observed
+    quality (the outcome where one was logged, else the same prediction) by ``outcome_weight``."""
+    _check_weight(outcome_weight)
+    if problem.fitted_quality is None:
+        raise ValueError("only a problem from the experience log has a fitted reward model")
+    quality = _blend(problem, problem.fitted_quality.astype(np.float64), outcome_weight)
+    return _paying(
+        problem, quality, {"fitted": problem.info.get("reward_prior"), "outcome_weight": outcome_weight}
+    )

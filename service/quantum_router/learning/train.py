@@ -17,10 +17,11 @@ import numpy as np
 
 from quantum_router.features import FeatureSpec
 from quantum_router.learning.env import RoutingBanditEnv, env_config_for
-from quantum_router.learning.experience import LoggedExperience, problem_from_log
+from quantum_router.learning.experience import DEFAULT_PRIOR_LABELS, LoggedExperience, problem_from_log
 from quantum_router.learning.export import policy_from_state_dict
+from quantum_router.learning.prior import believed_quality
 from quantum_router.learning.problem import Problem
-from quantum_router.learning.reward_model import smoothed_problem, text_scored_problem
+from quantum_router.learning.reward_model import fitted_problem, smoothed_problem, text_scored_problem
 from quantum_router.policy import Policy
 from quantum_router.text_model import TextModel
 
@@ -53,11 +54,16 @@ class TrainConfig:
     # on the training problem; "text" blends it with the text model's cross-fitted scores (datasets only).
     # Both are lower-variance targets (see learning/reward_model.py): on MMLU ridge lifted held-out APGR
     # from 0.63-0.65 to about 0.70, text to about 0.73 (docs/routing.md). They limit the policy to what the
-    # reward model captures; use "outcome" when the rule is non-linear in the features. "auto" is "text"
-    # when the problem has cross-fitted text scores, else "ridge".
+    # reward model captures; use "outcome" when the rule is non-linear in the features. "fitted" is the
+    # experience log's own reward model (the direct method's fill-in, shrunk toward a policy's belief); a
+    # second ridge on top would shrink it toward each model's average again. "auto" is "text"
+    # when the problem has cross-fitted text scores, else "fitted" for a log problem, else "ridge".
     reward: str = "auto"
     reward_ridge: float = 30.0
     reward_outcome_weight: float = 0.0
+    # train --from-log, where a policy's belief is the reward model's prior: how many labels of a model on a
+    # task type that belief is worth (experience.DEFAULT_PRIOR_LABELS explains the default). The gate too.
+    prior_labels: float = DEFAULT_PRIOR_LABELS
     num_env_runners: int = 0  # 0 samples in the driver's local runner, cheapest on 2 cores
     num_learners: int = 0  # 0 updates in the driver; >0 starts learner actors
     address: str | None = None  # None starts a local Ray; else e.g. "auto" or "ray://head:10001"
@@ -90,15 +96,17 @@ class TrainResult:
         return self.env_steps / self.seconds_training if self.seconds_training > 0 else 0.0
 
 
-REWARDS = ("auto", "text", "ridge", "outcome")
+REWARDS = ("auto", "text", "ridge", "fitted", "outcome")
 
 
 def resolved_reward(problem: Problem, config: TrainConfig) -> str:
-    """The reward ``config.reward`` means for ``problem`` ("auto" picks text or ridge)."""
+    """The reward ``config.reward`` means for ``problem`` ("auto" picks text, fitted or ridge)."""
     if config.reward not in REWARDS:
         raise ValueError(f"unknown reward {config.reward!r}: use one of {', '.join(REWARDS)}")
     if config.reward == "auto":
-        return "text" if problem.text_cross_fitted else "ridge"
+        if problem.text_cross_fitted:
+            return "text"
+        return "fitted" if problem.fitted_quality is not None else "ridge"
     return config.reward
 
 
@@ -109,6 +117,8 @@ def reward_problem(problem: Problem, config: TrainConfig) -> Problem:
         return text_scored_problem(problem, config.reward_outcome_weight)
     if reward == "ridge":
         return smoothed_problem(problem, config.reward_ridge, config.reward_outcome_weight)
+    if reward == "fitted":
+        return fitted_problem(problem, config.reward_outcome_weight)
     return problem
 
 
@@ -259,12 +269,28 @@ def train_from_log(
     config: TrainConfig | None = None,
     ridge: float = 1.0,
     text_model: TextModel | None = None,
+    prior: Policy | None = None,
 ) -> TrainResult:
     """Train from the experience log: a reward model fills in the models not taken (direct method).
 
     ``text_model`` is the serving policy's when its feature spec has text scores: the logged features were
-    computed with it, so the new policy must carry it too.
+    computed with it, so the new policy must carry it too. ``prior`` is a policy with the same models and
+    feature spec (``train --from-log``: the root policy, or the served one): the reward model then shrinks
+    toward what it believes, worth ``config.prior_labels`` labels per model and task type, instead of
+    toward each model's average (``ridge`` applies only without a prior).
     """
-    problem = problem_from_log(experiences, feature_spec, models, model_costs_per_1k, ridge=ridge)
+    config = config or TrainConfig()
+    believed = None
+    if prior is not None:
+        features = np.asarray([np.asarray(e.features, dtype=np.float32) for e in experiences])
+        believed = believed_quality(prior, features.reshape(len(experiences), feature_spec.dim))
+    problem = problem_from_log(
+        experiences,
+        feature_spec,
+        models,
+        model_costs_per_1k,
+        ridge=ridge if prior is None else config.prior_labels,
+        prior=believed,
+    )
     problem.text_model = text_model
     return train_policy(problem, config, info={"source": "experience log", "experiences": len(experiences)})

@@ -61,6 +61,8 @@ def logged(rows: Sequence[Experience], dim: int) -> list[LoggedExperience]:
             latency_ms=row.latency_ms,
             rating=rating_quality(int(row.feedback_rating)) if row.feedback_rating is not None else None,
             source=source_of(row),
+            task_type=row.task_type,
+            text_buckets=row.text_buckets,
         )
         for row in rows
         if row.features.get("dim") == dim and source_of(row) is not None
@@ -120,6 +122,17 @@ def main(argv: list[str], settings: Settings) -> int:
     )
     parser.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
     parser.add_argument("--version", default=None, help="policy version (default: dqn-<UTC time>)")
+    parser.add_argument(
+        "--no-text-refit",
+        action="store_true",
+        help="keep the served text model as it is (default: refit it on logged rows with buckets)",
+    )
+    parser.add_argument(
+        "--text-prior-c",
+        type=float,
+        default=1.0,
+        help="refit's prior variance: larger lets the logged rows move the text model further",
+    )
     args = parser.parse_args(argv)
     from quantum_router.learning.train import TrainConfig, train_from_log  # imports Ray lazily
 
@@ -136,10 +149,22 @@ def main(argv: list[str], settings: Settings) -> int:
         load_catalog(settings.catalog_file).model(m).cost_per_1k_tokens for m in served.models
     ]
     config = TrainConfig(steps=args.steps, address=args.address, version=args.version)
+    text_model, refreshed, info = served.text_model, experiences, {}
+    if text_model is not None and not args.no_text_refit:
+        from quantum_router.learning.text_refit import RefitConfig, refit_log  # scipy: training only
+
+        refit = refit_log(experiences, text_model, served.models, RefitConfig(c=args.text_prior_c))
+        print(refit.describe())
+        text_model, refreshed = refit.model, refit.experiences
+        info = {
+            "text_refit": {"rows": refit.rows_per_model, "refitted": refit.refitted, "c": args.text_prior_c}
+        }
     result = train_from_log(
-        experiences, served.feature_spec, served.models, costs, config, text_model=served.text_model
+        refreshed, served.feature_spec, served.models, costs, config, text_model=text_model, info=info
     )
-    report = gate.evaluate(experiences, result.policy, served, costs, config.cost_weight)
+    report = gate.evaluate(
+        experiences, result.policy, served, costs, config.cost_weight, new_experiences=refreshed
+    )
     print(report.describe())
     result.policy.info["gate"] = report.as_info()
     result.policy.save(args.output)

@@ -259,12 +259,16 @@ def train_from_log(
     config: TrainConfig | None = None,
     ridge: float = 1.0,
     text_model: TextModel | None = None,
+    info: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train from the experience log: a reward model fills in the models not taken (direct method).
 
-    ``text_model`` is the serving policy's when its feature spec has text scores: the logged features were
-    computed with it, so the new policy must carry it too.
+    ``text_model`` is the one whose scores end the rows' features when the feature spec has text scores:
+    the serving policy's, or its refit whose scores replaced them (``text_refit.refit_log``). The new
+    policy carries it. ``info`` is added to the policy's.
     """
     problem = problem_from_log(experiences, feature_spec, models, model_costs_per_1k, ridge=ridge)
     problem.text_model = text_model
-    return train_policy(problem, config, info={"source": "experience log", "experiences": len(experiences)})
+    return train_policy(
+        problem, config, info={"source": "experience log", "experiences": len(experiences), **(info or {})}
+    )

@@ -100,6 +100,12 @@ def main() -> int:
     )
     parser.add_argument("--log-steps", type=int, default=10_000, help="DQN steps of each train --from-log")
     parser.add_argument("--force", action="store_true", help="publish even when the gate refuses")
+    parser.add_argument(
+        "--train-arg",
+        action="append",
+        default=[],
+        help="extra argument for each train --from-log (repeat), e.g. --train-arg=--no-text-refit",
+    )
     parser.add_argument("--json", default=None, help="write the summary here")
     parser.add_argument("--plot", default=None, help="write a PNG of held-out APGR per round")
     args = parser.parse_args()
@@ -206,7 +212,8 @@ def main() -> int:
                 output = tmp / f"round-{number}.npz"
                 trained = cli(
                     ["train", "--from-log", "--publish", "--steps", str(args.log_steps), "--output",
-                     str(output), "--version", version, *(["--force"] if args.force else [])],
+                     str(output), "--version", version, *(["--force"] if args.force else []),
+                     *args.train_arg],
                     shared,
                 )  # fmt: skip
                 if trained.returncode not in (0, 3):
@@ -220,6 +227,7 @@ def main() -> int:
                         time.sleep(0.2)
                     policy = load_policy(output)
                 used = next((ln for ln in trained.stdout.splitlines() if ln.startswith("using ")), "")
+                refit = next((ln for ln in trained.stdout.splitlines() if ln.startswith("text model ")), "")
                 value = held_out_apgr(policy)
                 row = {
                     "round": number,
@@ -228,13 +236,14 @@ def main() -> int:
                     "published": published,
                     "strong_share_served": round(strong_calls / args.per_round, 3),
                     "log": used,
+                    "text_refit": refit,
                     "candidate_apgr": round(held_out_apgr(load_policy(output)), 4),
                 }
                 rounds.append(row)
                 print(
                     f"round {number}: {'published' if published else 'refused by the gate'} {version}; "
                     f"served policy's held-out APGR {value:.3f} (candidate {row['candidate_apgr']:.3f}); "
-                    f"strong share this round {row['strong_share_served']:.2f}; {used}",
+                    f"strong share this round {row['strong_share_served']:.2f}; {used}; {refit}",
                     flush=True,
                 )
     summary = {"args": vars(args), "rounds": rounds}

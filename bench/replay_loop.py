@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import yaml
 
 from bench.service_bench import free_port, login, process, service_env
@@ -126,6 +127,15 @@ def main() -> int:
         problem = to_problem(held_out, policy.feature_spec, costs, policy.text_model)
         return report("policy", policy_scores(policy, problem), problem, 0.0).apgr
 
+    def text_apgr(policy: Policy) -> float | None:
+        # The text model's scores alone as the router (no Q-network): does the refit learn the new subjects,
+        # whatever the network then makes of it?
+        if policy.text_model is None:
+            return None
+        problem = to_problem(held_out, policy.feature_spec, costs, policy.text_model)
+        scores = problem.features[:, -policy.text_model.outputs :].astype(np.float64)
+        return report("text", scores, problem, 0.0).apgr
+
     rounds: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="qr-replay-loop-") as tmp_name:
         tmp = Path(tmp_name)
@@ -147,7 +157,17 @@ def main() -> int:
             f"{problem.quality[:, strong].mean():.3f})",
             flush=True,
         )
-        rounds.append({"round": 0, "version": policy.version, "apgr": round(first, 4), "published": True})
+        first_text = text_apgr(policy)
+        rounds.append(
+            {
+                "round": 0,
+                "version": policy.version,
+                "apgr": round(first, 4),
+                "text_apgr": None if first_text is None else round(first_text, 4),
+                "published": True,
+            }
+        )
+        print(f"round 0: text scores alone, held-out APGR {first_text}", flush=True)
 
         catalog = {
             "personas": [PERSONA],
@@ -239,10 +259,13 @@ def main() -> int:
                     "text_refit": refit,
                     "candidate_apgr": round(held_out_apgr(load_policy(output)), 4),
                 }
+                text = text_apgr(policy)
+                row["text_apgr"] = None if text is None else round(text, 4)
                 rounds.append(row)
                 print(
                     f"round {number}: {'published' if published else 'refused by the gate'} {version}; "
                     f"served policy's held-out APGR {value:.3f} (candidate {row['candidate_apgr']:.3f}); "
+                    f"text scores alone {row['text_apgr']}; "
                     f"strong share this round {row['strong_share_served']:.2f}; {used}; {refit}",
                     flush=True,
                 )

@@ -259,13 +259,14 @@ def main() -> int:
                     "text_refit": refit,
                     "candidate_apgr": round(held_out_apgr(load_policy(output)), 4),
                 }
-                text = text_apgr(policy)
+                text, candidate_text = text_apgr(policy), text_apgr(load_policy(output))
                 row["text_apgr"] = None if text is None else round(text, 4)
+                row["candidate_text_apgr"] = None if candidate_text is None else round(candidate_text, 4)
                 rounds.append(row)
                 print(
                     f"round {number}: {'published' if published else 'refused by the gate'} {version}; "
                     f"served policy's held-out APGR {value:.3f} (candidate {row['candidate_apgr']:.3f}); "
-                    f"text scores alone {row['text_apgr']}; "
+                    f"text scores alone {row['text_apgr']} (candidate {row['candidate_text_apgr']}); "
                     f"strong share this round {row['strong_share_served']:.2f}; {used}; {refit}",
                     flush=True,
                 )

@@ -133,6 +133,13 @@ def main(argv: list[str], settings: Settings) -> int:
         default=1.0,
         help="refit's prior variance: larger lets the logged rows move the text model further",
     )
+    parser.add_argument(
+        "--reward",
+        choices=["auto", "text", "ridge", "outcome"],
+        default="auto",
+        help="what the env pays (auto: the refitted text model's cross-fitted scores when every row has "
+        "them, else a ridge fit on the features)",
+    )
     args = parser.parse_args(argv)
     from quantum_router.learning.train import TrainConfig, train_from_log  # imports Ray lazily
 
@@ -148,19 +155,26 @@ def main(argv: list[str], settings: Settings) -> int:
     costs = served.model_costs or [
         load_catalog(settings.catalog_file).model(m).cost_per_1k_tokens for m in served.models
     ]
-    config = TrainConfig(steps=args.steps, address=args.address, version=args.version)
-    text_model, refreshed, info = served.text_model, experiences, {}
+    config = TrainConfig(steps=args.steps, address=args.address, version=args.version, reward=args.reward)
+    text_model, refreshed, info, cross_fitted = served.text_model, experiences, {}, False
     if text_model is not None and not args.no_text_refit:
         from quantum_router.learning.text_refit import RefitConfig, refit_log  # scipy: training only
 
         refit = refit_log(experiences, text_model, served.models, RefitConfig(c=args.text_prior_c))
         print(refit.describe())
-        text_model, refreshed = refit.model, refit.experiences
+        text_model, refreshed, cross_fitted = refit.model, refit.experiences, refit.covers_every_row
         info = {
             "text_refit": {"rows": refit.rows_per_model, "refitted": refit.refitted, "c": args.text_prior_c}
         }
     result = train_from_log(
-        refreshed, served.feature_spec, served.models, costs, config, text_model=text_model, info=info
+        refreshed,
+        served.feature_spec,
+        served.models,
+        costs,
+        config,
+        text_model=text_model,
+        info=info,
+        text_cross_fitted=cross_fitted,
     )
     report = gate.evaluate(
         experiences, result.policy, served, costs, config.cost_weight, new_experiences=refreshed

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import numpy.typing as npt
 
-from quantum_router.learning.experience import MIN_PROPENSITY, LoggedExperience
+from quantum_router.learning.experience import MIN_PROPENSITY, LoggedExperience, usable_rows
 from quantum_router.learning.text_fit import FloatMatrix, PromptRows, fit_logistic
 from quantum_router.text_buckets import decode_buckets
 from quantum_router.text_model import IntArray, TextModel, sigmoid
@@ -61,6 +61,9 @@ class LogRefit:
     experiences: list[LoggedExperience]  # the input, with cross-fitted scores where rows had buckets
     rows_per_model: dict[str, int] = field(default_factory=dict)  # rows each model's refit used
     refitted: bool = False
+    # True when every labelled row got cross-fitted scores: they are then an honest reward model for the
+    # whole log problem (``Problem.text_cross_fitted``), as on a dataset.
+    covers_every_row: bool = False
 
     def describe(self) -> str:
         """One line for the command's output."""
@@ -163,4 +166,5 @@ def refit_log(
         features = np.asarray(out[position].features, dtype=np.float32).copy()
         features[-k:] = scores[row]
         out[position] = replace(out[position], features=features)
-    return LogRefit(model, out, dict(zip(models, used, strict=True)), refitted=True)
+    covers = n == len(usable_rows(experiences, models))
+    return LogRefit(model, out, dict(zip(models, used, strict=True)), refitted=True, covers_every_row=covers)

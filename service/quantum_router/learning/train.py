@@ -260,15 +260,18 @@ def train_from_log(
     ridge: float = 1.0,
     text_model: TextModel | None = None,
     info: dict[str, Any] | None = None,
+    text_cross_fitted: bool = False,
 ) -> TrainResult:
     """Train from the experience log: a reward model fills in the models not taken (direct method).
 
     ``text_model`` is the one whose scores end the rows' features when the feature spec has text scores:
     the serving policy's, or its refit whose scores replaced them (``text_refit.refit_log``). The new
-    policy carries it. ``info`` is added to the policy's.
+    policy carries it. ``info`` is added to the policy's. ``text_cross_fitted`` says that every row's text
+    scores are cross-fitted on the log's outcomes, so ``reward="auto"`` (and "text") pays them.
     """
     problem = problem_from_log(experiences, feature_spec, models, model_costs_per_1k, ridge=ridge)
     problem.text_model = text_model
+    problem.text_cross_fitted = text_cross_fitted
     return train_policy(
         problem, config, info={"source": "experience log", "experiences": len(experiences), **(info or {})}
     )

@@ -72,7 +72,7 @@ def test_a_refit_on_a_new_subject_learns_its_wording_on_held_out_prompts() -> No
     served = _served()
     prompts, outcomes = _subject(400, "mitosis", seed=1)
     refit = refit_log(_log(prompts, outcomes, seed=2), served, MODELS, RefitConfig(c=10.0))
-    assert refit.refitted
+    assert refit.refitted and refit.covers_every_row
     assert sum(refit.rows_per_model.values()) == 400 and min(refit.rows_per_model.values()) > 150
     held, _ = _subject(300, "mitosis", seed=3)
     hard = np.array(["mitosis" in p for p in held])
@@ -125,6 +125,7 @@ def test_bucketed_rows_get_cross_fitted_scores_and_the_others_keep_theirs() -> N
     logged[0] = replace(logged[0], text_buckets=None)
     refit = refit_log(logged, served, MODELS, RefitConfig(c=10.0))
     assert refit.refitted and sum(refit.rows_per_model.values()) == 59
+    assert not refit.covers_every_row  # so the text scores are not the whole problem's reward model
     np.testing.assert_array_equal(refit.experiences[0].features, logged[0].features)
     new = np.stack([np.asarray(e.features) for e in refit.experiences[1:]])
     np.testing.assert_array_equal(new[:, 0], 1.0)  # the non-text features are kept

@@ -50,7 +50,8 @@ class TrainConfig:
     epsilon_end: float = 0.5
     # What the env pays for quality: "outcome" is each row's observed outcome of the chosen model; "ridge"
     # is a blend of it (reward_outcome_weight) with a per-model ridge regression (alpha reward_ridge) fitted
-    # on the training problem; "text" blends it with the text model's cross-fitted scores (datasets only).
+    # on the training problem; "text" blends it with the text model's cross-fitted scores (a dataset's, or
+    # a log's whose every row was refitted: learning/text_refit.py).
     # Both are lower-variance targets (see learning/reward_model.py): on MMLU ridge lifted held-out APGR
     # from 0.63-0.65 to about 0.70, text to about 0.73 (docs/routing.md). They limit the policy to what the
     # reward model captures; use "outcome" when the rule is non-linear in the features. "auto" is "text"

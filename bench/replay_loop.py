@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import yaml
 
 from bench.service_bench import free_port, login, process, service_env
@@ -100,6 +101,12 @@ def main() -> int:
     )
     parser.add_argument("--log-steps", type=int, default=10_000, help="DQN steps of each train --from-log")
     parser.add_argument("--force", action="store_true", help="publish even when the gate refuses")
+    parser.add_argument(
+        "--train-arg",
+        action="append",
+        default=[],
+        help="extra argument for each train --from-log (repeat), e.g. --train-arg=--no-text-refit",
+    )
     parser.add_argument("--json", default=None, help="write the summary here")
     parser.add_argument("--plot", default=None, help="write a PNG of held-out APGR per round")
     args = parser.parse_args()
@@ -119,6 +126,15 @@ def main() -> int:
     def held_out_apgr(policy: Policy) -> float:
         problem = to_problem(held_out, policy.feature_spec, costs, policy.text_model)
         return report("policy", policy_scores(policy, problem), problem, 0.0).apgr
+
+    def text_apgr(policy: Policy) -> float | None:
+        # The text model's scores alone as the router (no Q-network): does the refit learn the new subjects,
+        # whatever the network then makes of it?
+        if policy.text_model is None:
+            return None
+        problem = to_problem(held_out, policy.feature_spec, costs, policy.text_model)
+        scores = problem.features[:, -policy.text_model.outputs :].astype(np.float64)
+        return report("text", scores, problem, 0.0).apgr
 
     rounds: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="qr-replay-loop-") as tmp_name:
@@ -141,7 +157,17 @@ def main() -> int:
             f"{problem.quality[:, strong].mean():.3f})",
             flush=True,
         )
-        rounds.append({"round": 0, "version": policy.version, "apgr": round(first, 4), "published": True})
+        first_text = text_apgr(policy)
+        rounds.append(
+            {
+                "round": 0,
+                "version": policy.version,
+                "apgr": round(first, 4),
+                "text_apgr": None if first_text is None else round(first_text, 4),
+                "published": True,
+            }
+        )
+        print(f"round 0: text scores alone, held-out APGR {first_text}", flush=True)
 
         catalog = {
             "personas": [PERSONA],
@@ -206,7 +232,8 @@ def main() -> int:
                 output = tmp / f"round-{number}.npz"
                 trained = cli(
                     ["train", "--from-log", "--publish", "--steps", str(args.log_steps), "--output",
-                     str(output), "--version", version, *(["--force"] if args.force else [])],
+                     str(output), "--version", version, *(["--force"] if args.force else []),
+                     *args.train_arg],
                     shared,
                 )  # fmt: skip
                 if trained.returncode not in (0, 3):
@@ -220,6 +247,7 @@ def main() -> int:
                         time.sleep(0.2)
                     policy = load_policy(output)
                 used = next((ln for ln in trained.stdout.splitlines() if ln.startswith("using ")), "")
+                refit = next((ln for ln in trained.stdout.splitlines() if ln.startswith("text model ")), "")
                 value = held_out_apgr(policy)
                 row = {
                     "round": number,
@@ -228,13 +256,18 @@ def main() -> int:
                     "published": published,
                     "strong_share_served": round(strong_calls / args.per_round, 3),
                     "log": used,
+                    "text_refit": refit,
                     "candidate_apgr": round(held_out_apgr(load_policy(output)), 4),
                 }
+                text, candidate_text = text_apgr(policy), text_apgr(load_policy(output))
+                row["text_apgr"] = None if text is None else round(text, 4)
+                row["candidate_text_apgr"] = None if candidate_text is None else round(candidate_text, 4)
                 rounds.append(row)
                 print(
                     f"round {number}: {'published' if published else 'refused by the gate'} {version}; "
                     f"served policy's held-out APGR {value:.3f} (candidate {row['candidate_apgr']:.3f}); "
-                    f"strong share this round {row['strong_share_served']:.2f}; {used}",
+                    f"text scores alone {row['text_apgr']} (candidate {row['candidate_text_apgr']}); "
+                    f"strong share this round {row['strong_share_served']:.2f}; {used}; {refit}",
                     flush=True,
                 )
     summary = {"args": vars(args), "rounds": rounds}

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from quantum_router.policy import load_policy
 from tests.conftest import ClientFactory, login
+from tests.text_policy import text_policy
 
 pytestmark = pytest.mark.integration
 
@@ -76,3 +77,42 @@ def test_policy_trained_on_the_log_is_published_and_served(
         "/v1/execute", json={"prompt": "new", "persona": "developer", "task_type": "chat"}, headers=auth
     ).json()
     assert served["policy_version"] == "log-test-1"
+
+
+def test_the_served_text_model_is_refitted_on_the_logged_buckets(
+    client_factory: ClientFactory, tmp_path: Path
+) -> None:
+    served = text_policy(tmp_path / "text.npz")
+    assert served.text_model is not None
+    client: TestClient = client_factory(policy_file=tmp_path / "text.npz", epsilon=0.6)
+    auth = login(client)
+    for i in range(60):
+        # code_analysis runs three variations, so agreement labels each of them.
+        body = {"prompt": f"explain function number {i} of module {i % 7}", "persona": "developer",
+                "task_type": "code_analysis"}  # fmt: skip
+        assert client.post("/v1/execute", json=body, headers=auth).status_code == 200
+    output = tmp_path / "from-log.npz"
+    env = {
+        "QR_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'router.db'}",
+        "QR_CATALOG_FILE": str(Path(__file__).parent / "data" / "catalog.yaml"),
+        "QR_POLICY_FILE": str(tmp_path / "text.npz"),
+        "RAY_AUTH_MODE": "disabled",
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "quantum_router.cli", "train", "--from-log", "--steps", "1000", "--output",
+         str(output), "--version", "text-refit-1"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    refit = re.search(
+        r"text model refitted toward the served one on logged rows with buckets: (.*)", result.stdout
+    )
+    assert refit is not None, result.stdout
+    rows = {name: int(n) for name, n in re.findall(r"(\w+) (\d+)", refit.group(1))}
+    assert set(rows) == {"cheap", "strong", "broken", "slow"} and sum(rows.values()) >= 30
+    policy = load_policy(output)
+    assert policy.text_model is not None and policy.info["text_refit"]["rows"] == rows
+    # Same representation, new coefficients.
+    assert policy.text_model.hashing == served.text_model.hashing
+    assert not (policy.text_model.coef == served.text_model.coef).all()

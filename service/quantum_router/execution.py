@@ -94,11 +94,21 @@ class AnswerStream:
 
 
 @dataclass(frozen=True)
+class RequestFeatures:
+    """What the policy read for a request, and what of it the experience log keeps."""
+
+    vector: FloatArray
+    # The prompt's packed n-gram buckets (``text_buckets.encode_buckets``) when the policy has a text model:
+    # what lets ``train --from-log`` refit that model without the prompt being logged. None otherwise.
+    text_buckets: bytes | None = None
+
+
+@dataclass(frozen=True)
 class Answer:
     """A fresh answer: what the client sees (``public``) and what the experience log needs."""
 
     public: dict[str, Any]
-    features: FloatArray
+    features: RequestFeatures
     decision: Decision
     # The chosen model's observed outcome, or None (see outcomes.py): the logged label.
     observed: Observed | None
@@ -172,14 +182,18 @@ class ExecutionService:
     def _cache_key(self, user_id: str, request: ExecuteRequest, count: int) -> str:
         return request.cache_key(count, user_id if self._settings.cache_scope == "user" else None)
 
-    def route(self, request: ExecuteRequest) -> tuple[FloatArray, Decision]:
+    def route(self, request: ExecuteRequest) -> tuple[RequestFeatures, Decision]:
         """Features and decision for a request (a forced model skips the policy)."""
         policy = self._policies.current
-        features = policy.features(request.prompt, request.persona, request.task_type)
+        features = RequestFeatures(
+            *policy.features_and_buckets(request.prompt, request.persona, request.task_type)
+        )
         if request.model is not None:
             return features, Decision(request.model, [request.model], 1.0, False, {})
         cost_weight = request.cost_weight if request.cost_weight is not None else self._settings.cost_weight
-        decision = decide(policy, features, set(self._costs), self._settings.epsilon, self._rng, cost_weight)
+        decision = decide(
+            policy, features.vector, set(self._costs), self._settings.epsilon, self._rng, cost_weight
+        )
         return features, decision
 
     async def execute(self, user_id: str, request: ExecuteRequest) -> dict[str, Any]:
@@ -285,7 +299,7 @@ class ExecutionService:
 
     def _plan(
         self, request: ExecuteRequest, count: int
-    ) -> tuple[FloatArray, Decision, list[VariationPlan], Job]:
+    ) -> tuple[RequestFeatures, Decision, list[VariationPlan], Job]:
         """Route (with its metrics) and plan the variations and the job they share."""
         t0 = time.perf_counter()
         features, decision = self.route(request)
@@ -316,7 +330,7 @@ class ExecutionService:
     def _summarise(
         self,
         request: ExecuteRequest,
-        features: FloatArray,
+        features: RequestFeatures,
         decision: Decision,
         outcomes: list[VariationOutcome],
         started: float,
@@ -408,7 +422,8 @@ class ExecutionService:
         observed = answer.observed
         quality = observed.quality if observed is not None else None
         fields = {
-            "features": sparse_features(answer.features),
+            "features": sparse_features(answer.features.vector),
+            "text_buckets": answer.features.text_buckets,
             "action": decision.chosen,
             "propensity": decision.propensity,
             "explored": decision.explored,
@@ -463,6 +478,8 @@ class ExecutionService:
         latency_ms = (time.perf_counter() - started) * 1000
         fields = {
             "features": {"dim": 0, "idx": [], "val": []},
+            # Every row of a batch insert carries the same columns.
+            "text_buckets": None,
             "action": cached["model"],
             "propensity": 1.0,
             "explored": False,

@@ -68,6 +68,8 @@ def logged(rows: Sequence[Experience], dim: int) -> list[LoggedExperience]:
             latency_ms=row.latency_ms,
             rating=rating_quality(int(row.feedback_rating)) if row.feedback_rating is not None else None,
             source=source_of(row),
+            task_type=row.task_type,
+            text_buckets=row.text_buckets,
         )
         for row in rows
         if row.features.get("dim") == dim and source_of(row) is not None
@@ -168,6 +170,24 @@ def main(argv: list[str], settings: Settings) -> int:
     )
     parser.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
     parser.add_argument("--version", default=None, help="policy version (default: dqn-<UTC time>)")
+    parser.add_argument(
+        "--no-text-refit",
+        action="store_true",
+        help="keep the served text model as it is (default: refit it on logged rows with buckets)",
+    )
+    parser.add_argument(
+        "--text-prior-c",
+        type=float,
+        default=1.0,
+        help="refit's prior variance: larger lets the logged rows move the text model further",
+    )
+    parser.add_argument(
+        "--reward",
+        choices=["auto", "text", "fitted", "ridge", "outcome"],
+        default="auto",
+        help="what the env pays (auto: the refitted text model's cross-fitted scores when every row has "
+        "them, else the log's own reward model, 'fitted')",
+    )
     args = parser.parse_args(argv)
     from quantum_router.learning.train import TrainConfig, train_from_log  # imports Ray lazily
 
@@ -183,19 +203,31 @@ def main(argv: list[str], settings: Settings) -> int:
     costs = served.model_costs or [
         load_catalog(settings.catalog_file).model(m).cost_per_1k_tokens for m in served.models
     ]
-    config = TrainConfig(steps=args.steps, address=args.address, version=args.version)
+    config = TrainConfig(steps=args.steps, address=args.address, version=args.version, reward=args.reward)
     # A policy's belief is the reward model's prior: a model's few labels on a task type correct what it
     # believes there, instead of the model's average elsewhere standing in for them (issue #15).
     prior = asyncio.run(_prior_policy(settings, served, args.prior, args.prior_search))
     print(f"reward model prior: {prior.version} ({args.prior})")
+    text_model, refreshed, info, cross_fitted = served.text_model, experiences, {}, False
+    if text_model is not None and not args.no_text_refit:
+        from quantum_router.learning.text_refit import RefitConfig, refit_log  # scipy: training only
+
+        refit = refit_log(experiences, text_model, served.models, RefitConfig(c=args.text_prior_c))
+        print(refit.describe())
+        text_model, refreshed, cross_fitted = refit.model, refit.experiences, refit.covers_every_row
+        info = {
+            "text_refit": {"rows": refit.rows_per_model, "refitted": refit.refitted, "c": args.text_prior_c}
+        }
     result = train_from_log(
-        experiences,
+        refreshed,
         served.feature_spec,
         served.models,
         costs,
         config,
-        text_model=served.text_model,
+        text_model=text_model,
         prior=prior,
+        info=info,
+        text_cross_fitted=cross_fitted,
     )
     report = gate.evaluate(
         experiences,
@@ -205,6 +237,7 @@ def main(argv: list[str], settings: Settings) -> int:
         config.cost_weight,
         prior_labels=config.prior_labels,
         prior=prior,
+        new_experiences=refreshed,
     )
     print(report.describe())
     result.policy.info["gate"] = report.as_info()

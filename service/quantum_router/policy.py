@@ -30,8 +30,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from quantum_router.features import FeatureSpec, FloatArray, extract
-from quantum_router.text_model import TextModel
+from quantum_router.features import FeatureSpec, FloatArray, extract, normalise_prompt
+from quantum_router.text_buckets import encode_buckets
+from quantum_router.text_model import IntArray, TextModel
 
 Layers = list[tuple[FloatArray, FloatArray]]
 
@@ -116,6 +117,18 @@ class Policy:
         """The feature vector this policy reads for a request."""
         return extract(prompt, persona, task_type, self.feature_spec, self.text_model)
 
+    def features_and_buckets(
+        self, prompt: str, persona: str, task_type: str
+    ) -> tuple[FloatArray, bytes | None]:
+        """:meth:`features`, and the prompt's packed n-gram buckets for the experience log when the policy
+        has a text model (None otherwise): the prompt is hashed once for both."""
+        if self.text_model is None:
+            return self.features(prompt, persona, task_type), None
+        ngrams = self.text_model.hashing.buckets_of(normalise_prompt(prompt))
+        scorer = _Hashed(self.text_model, ngrams)
+        features = extract(prompt, persona, task_type, self.feature_spec, scorer)
+        return features, encode_buckets(ngrams, self.text_model.hashing)
+
     def q_values(self, features: FloatArray) -> FloatArray:
         """Q(s, a) for every model; ``features`` is one vector or a batch (rows)."""
         h = self._mlp(features.astype(np.float32, copy=False), self.encoder, last_activation=True)
@@ -156,6 +169,18 @@ class Policy:
     def save(self, path: Path) -> None:
         """Write the artifact to ``path``."""
         path.write_bytes(self.to_bytes())
+
+
+@dataclass(frozen=True)
+class _Hashed:
+    """A text model bound to one prompt's buckets, so ``extract`` scores them without hashing again."""
+
+    model: TextModel
+    ngrams: IntArray
+
+    def scores(self, normalised: str, task_type: str) -> FloatArray:
+        """The bound prompt's scores (``normalised`` is the same prompt, already hashed)."""
+        return self.model.scores_of(self.ngrams, task_type)
 
 
 def _check_layers(name: str, layers: Layers, inputs: int, source: str) -> int:

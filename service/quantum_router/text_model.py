@@ -83,15 +83,21 @@ class TextModel:
 
     def logits(self, normalised: str, task_type: str) -> FloatArray:
         """Log-odds of a good answer, per model."""
-        indices, values = weighted_row(
-            self.hashing.buckets_of(normalised), self.hashing.task_bucket(task_type), self.idf
-        )
+        return self.logits_of(self.hashing.buckets_of(normalised), task_type)
+
+    def logits_of(self, ngrams: IntArray, task_type: str) -> FloatArray:
+        """Log-odds of a good answer, per model, from a prompt already hashed by ``hashing.buckets_of``."""
+        indices, values = weighted_row(ngrams, self.hashing.task_bucket(task_type), self.idf)
         out: FloatArray = values @ self.coef[indices] + self.intercept
         return out
 
     def scores(self, normalised: str, task_type: str) -> FloatArray:
         """Probability of a good answer, per model (the policy's text-score features)."""
-        return sigmoid(self.logits(normalised, task_type)).astype(np.float32)
+        return self.scores_of(self.hashing.buckets_of(normalised), task_type)
+
+    def scores_of(self, ngrams: IntArray, task_type: str) -> FloatArray:
+        """:meth:`scores` of a prompt already hashed (the service hashes once and logs the buckets)."""
+        return sigmoid(self.logits_of(ngrams, task_type)).astype(np.float32)
 
     def to_arrays(self) -> dict[str, npt.NDArray[Any]]:
         """Arrays for the policy archive (no pickles)."""

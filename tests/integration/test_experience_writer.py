@@ -17,6 +17,8 @@ from quantum_router.db.experience_writer import Acknowledge, ExperienceWriter, W
 from quantum_router.db.migrate import upgrade
 from quantum_router.db.models import Experience
 from quantum_router.metrics import Metrics
+from quantum_router.text_buckets import decode_buckets, encode_buckets
+from quantum_router.text_model import TextHashing
 from quantum_router.users import create_user
 from tests.conftest import make_settings
 from tests.integration.servers import PostgresStack
@@ -196,3 +198,23 @@ async def test_commit_acknowledgement_never_lingers(db: Database) -> None:
             await writer.add(_row(user, i), owner=user)
     assert _batches(metrics) == 3.0
     await writer.close()
+
+
+async def test_text_buckets_are_written_in_a_batch_and_read_back(db: Database) -> None:
+    # One batch of rows with the prompt's packed buckets and rows without (a policy with no text model,
+    # a cache hit): the column is bytes on SQLite (BLOB) and PostgreSQL (bytea) alike.
+    hashing = TextHashing()
+    blob = encode_buckets(hashing.buckets_of("which of the following is true"), hashing)
+    user = await _user(db)
+    writer = ExperienceWriter(db, Metrics(), max_batch=8, queue_size=16, acknowledge="commit")
+    writer.start()
+    try:
+        ids = await asyncio.gather(
+            *(writer.add({**_row(user, i), "text_buckets": blob if i % 2 else None}, user) for i in range(6))
+        )
+    finally:
+        await writer.close()
+    async with db.write_session() as session:
+        stored = {e.id: e.text_buckets for e in (await session.execute(select(Experience))).scalars()}
+    assert [stored[i] for i in ids] == [None, blob, None, blob, None, blob]
+    assert decode_buckets(blob)[0] == hashing

@@ -73,3 +73,25 @@ def test_the_cost_weight_can_turn_the_verdict() -> None:
     assert evaluate(rows, strong, cheap, costs, cost_weight=0.0).passed
     # Charging a whole quality unit per the most expensive model's cost makes the strong model not worth it.
     assert not evaluate(rows, strong, cheap, costs, cost_weight=1.0).passed
+
+
+def test_the_new_policy_is_valued_on_the_features_it_reads() -> None:
+    # A refitted text model changes the new policy's features (text_refit.refit_log); the serving policy
+    # still reads the logged ones.
+    catalog = load_catalog(TEST_CATALOG)
+    models, costs = catalog.model_names, [m.cost_per_1k_tokens for m in catalog.models]
+    rows = _log(models)
+    reads_feature_0 = _always("cheap", models)
+    reads_feature_0.advantage[0][0][0, models.index("strong")] = 10.0  # strong when feature 0 is set
+    refreshed = []
+    for r in rows:
+        features = np.asarray(r.features).copy()
+        features[0] = 1.0
+        refreshed.append(
+            LoggedExperience(features, r.action, r.propensity, quality=r.quality, source="judge")
+        )
+    cheap = _always("cheap", models)
+    on_logged = evaluate(rows, reads_feature_0, cheap, costs, cost_weight=0.0)
+    on_refreshed = evaluate(rows, reads_feature_0, cheap, costs, cost_weight=0.0, new_experiences=refreshed)
+    assert on_logged.new_dr.value < 0.5 < 0.85 < on_refreshed.new_dr.value
+    assert abs(on_refreshed.serving_dr.value - on_logged.serving_dr.value) < 1e-9

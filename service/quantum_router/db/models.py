@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -65,6 +65,9 @@ class Experience(Base):
     persona: Mapped[str] = mapped_column(String(64))
     task_type: Mapped[str] = mapped_column(String(64))
     features: Mapped[dict[str, Any]] = mapped_column()
+    # The prompt's hashed n-gram buckets (``text_buckets.encode_buckets``) when the serving policy has a text
+    # model, so ``train --from-log`` can refit it; never the prompt. NULL otherwise (and for cache hits).
+    text_buckets: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     action: Mapped[str] = mapped_column(String(128), index=True)
     propensity: Mapped[float] = mapped_column(Float)
     explored: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -45,6 +45,10 @@ class LoggedExperience:
     latency_ms: float = 0.0
     rating: float | None = None  # user feedback mapped to [0, 1]; replaces quality when present
     source: str | None = None  # where ``quality`` came from (outcomes.QualitySource); None: not observed
+    task_type: str = ""  # the request's task type (the text model's task token)
+    # The prompt's packed n-gram buckets (``quantum_router.text_buckets``) when the serving policy had a text
+    # model: what ``learning/text_refit.py`` refits it on. None when not logged.
+    text_buckets: bytes | None = None
 
     @classmethod
     def from_mapping(cls, row: Mapping[str, Any]) -> LoggedExperience:

@@ -80,15 +80,24 @@ def evaluate(
     cost_weight: float,
     prior_labels: float | None = None,
     prior: Policy | None = None,
+    new_experiences: Sequence[LoggedExperience] | None = None,
 ) -> GateReport:
-    """Value ``new`` and ``serving`` (same models and feature spec) on the logged rows. The reward model's
-    prior is ``prior``'s belief (None: the serving policy's), worth ``prior_labels`` labels
-    (``problem_from_log``'s ``ridge`` with a prior; None: its default): pass what training used."""
+    """Value ``new`` and ``serving`` (same models and feature spec) on the logged rows.
+
+    The reward model's prior is ``prior``'s belief (None: the serving policy's), worth ``prior_labels``
+    labels (``problem_from_log``'s ``ridge`` with a prior; None: its default): pass what training used.
+    ``new_experiences`` are the same rows with the features ``new`` reads (its refitted text model's
+    cross-fitted scores, ``text_refit.refit_log``); by default both read the logged features.
+    """
     if new.models != serving.models:
         raise ValueError("the new and the serving policy route different models")
     rows = usable_rows(experiences, serving.models)
+    new_rows = rows if new_experiences is None else usable_rows(new_experiences, serving.models)
+    if len(new_rows) != len(rows):
+        raise ValueError("new_experiences must be the same rows as experiences")
     dim = serving.feature_spec.dim
     features = np.asarray([np.asarray(r.features, dtype=np.float32) for r in rows]).reshape(len(rows), dim)
+    new_features = np.asarray([np.asarray(r.features, dtype=np.float32) for r in new_rows])
     problem = problem_from_log(
         rows,
         serving.feature_spec,
@@ -105,13 +114,13 @@ def evaluate(
     observed = (problem.rewards(cost_weight)[n, action]).astype(np.float64)
     predicted = (problem.fitted_quality - costs).astype(np.float64)
 
-    def value(policy: Policy) -> tuple[Estimate, Estimate]:
-        chosen = np.argmax(policy.q_values(problem.features), axis=1).astype(np.int64)
+    def value(policy: Policy, features: np.ndarray) -> tuple[Estimate, Estimate]:
+        chosen = np.argmax(policy.q_values(features), axis=1).astype(np.int64)
         return (
             ips(chosen, action, propensity, observed),
             doubly_robust(chosen, action, propensity, observed, predicted),
         )
 
-    new_ips, new_dr = value(new)
-    serving_ips, serving_dr = value(serving)
+    new_ips, new_dr = value(new, new_features)
+    serving_ips, serving_dr = value(serving, problem.features)
     return GateReport(len(rows), new_ips, new_dr, serving_ips, serving_dr)

@@ -70,24 +70,42 @@ class PromptRows:
 
 
 def fit_logistic(
-    x: sparse.csr_matrix, y: FloatMatrix, weight: FloatMatrix, c: float, max_iter: int
+    x: sparse.csr_matrix,
+    y: FloatMatrix,
+    weight: FloatMatrix,
+    c: float,
+    max_iter: int,
+    prior: tuple[FloatMatrix, float] | None = None,
 ) -> tuple[FloatMatrix, float]:
-    """Weighted L2 logistic regression on soft targets in [0, 1]; returns (coefficients, intercept)."""
+    """Weighted L2 logistic regression on soft targets in [0, 1]; returns (coefficients, intercept).
+
+    Without ``prior`` the penalty pulls the coefficients to 0 and the intercept is free. With ``prior``
+    (coefficients, intercept) it pulls both to the prior's values and the fit starts there: a MAP update
+    with the prior model as the mean of a Gaussian prior of variance ``c`` (``learning/text_refit.py``).
+    The intercept is penalised then too, so a handful of rows cannot swing a model's base rate.
+    """
     dim = x.shape[1]
     xt = x.T.tocsr()
+    centre = np.zeros(dim + 1)
+    if prior is not None:
+        centre[:dim], centre[dim] = prior[0], prior[1]
+    # Which parameters the penalty reaches: every coefficient, and the intercept only under a prior.
+    penalised = np.ones(dim + 1)
+    penalised[dim] = 1.0 if prior is not None else 0.0
 
     def loss(params: FloatMatrix) -> tuple[float, FloatMatrix]:
         beta, bias = params[:dim], params[dim]
         z = x @ beta + bias
-        value = float(np.sum(weight * (np.logaddexp(0.0, z) - y * z)) + beta @ beta / (2.0 * c))
+        delta = (params - centre) * penalised
+        value = float(np.sum(weight * (np.logaddexp(0.0, z) - y * z)) + delta @ delta / (2.0 * c))
         residual = weight * (sigmoid(z) - y)
-        grad = np.empty(dim + 1)
-        grad[:dim] = xt @ residual + beta / c
-        grad[dim] = residual.sum()
+        grad = delta / c
+        grad[:dim] += xt @ residual
+        grad[dim] += residual.sum()
         return value, grad
 
     result = optimize.minimize(
-        loss, np.zeros(dim + 1), jac=True, method="L-BFGS-B", options={"maxiter": max_iter}
+        loss, centre.copy(), jac=True, method="L-BFGS-B", options={"maxiter": max_iter}
     )
     params = np.asarray(result.x, dtype=np.float64)
     return params[:dim], float(params[dim])

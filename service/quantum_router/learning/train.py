@@ -51,7 +51,8 @@ class TrainConfig:
     epsilon_end: float = 0.5
     # What the env pays for quality: "outcome" is each row's observed outcome of the chosen model; "ridge"
     # is a blend of it (reward_outcome_weight) with a per-model ridge regression (alpha reward_ridge) fitted
-    # on the training problem; "text" blends it with the text model's cross-fitted scores (datasets only).
+    # on the training problem; "text" blends it with the text model's cross-fitted scores (a dataset's, or
+    # a log's whose every row was refitted: learning/text_refit.py).
     # Both are lower-variance targets (see learning/reward_model.py): on MMLU ridge lifted held-out APGR
     # from 0.63-0.65 to about 0.70, text to about 0.73 (docs/routing.md). They limit the policy to what the
     # reward model captures; use "outcome" when the rule is non-linear in the features. "fitted" is the
@@ -270,14 +271,19 @@ def train_from_log(
     ridge: float = 1.0,
     text_model: TextModel | None = None,
     prior: Policy | None = None,
+    info: dict[str, Any] | None = None,
+    text_cross_fitted: bool = False,
 ) -> TrainResult:
     """Train from the experience log: a reward model fills in the models not taken (direct method).
 
-    ``text_model`` is the serving policy's when its feature spec has text scores: the logged features were
-    computed with it, so the new policy must carry it too. ``prior`` is a policy with the same models and
-    feature spec (``train --from-log``: the root policy, or the served one): the reward model then shrinks
-    toward what it believes, worth ``config.prior_labels`` labels per model and task type, instead of
-    toward each model's average (``ridge`` applies only without a prior).
+    ``text_model`` is the one whose scores end the rows' features when the feature spec has text scores:
+    the serving policy's, or its refit whose scores replaced them (``text_refit.refit_log``). The new
+    policy carries it. ``prior`` is a policy with the same models and feature spec (``train --from-log``:
+    the root policy, or the served one): the reward model then shrinks toward what it believes, worth
+    ``config.prior_labels`` labels per model and task type, instead of toward each model's average
+    (``ridge`` applies only without a prior). ``info`` is added to the policy's. ``text_cross_fitted`` says
+    that every row's text scores are cross-fitted on the log's outcomes, so ``reward="auto"`` (and "text")
+    pays them.
     """
     config = config or TrainConfig()
     believed = None
@@ -293,4 +299,7 @@ def train_from_log(
         prior=believed,
     )
     problem.text_model = text_model
-    return train_policy(problem, config, info={"source": "experience log", "experiences": len(experiences)})
+    problem.text_cross_fitted = text_cross_fitted
+    return train_policy(
+        problem, config, info={"source": "experience log", "experiences": len(experiences), **(info or {})}
+    )

@@ -126,15 +126,18 @@ def _endpoints(client: httpx.Client, router_url: str, stub_url: str, n: int) -> 
         "POST /v1/execute (cache hit)": ("POST", f"{router_url}/v1/execute", execute, auth),
         "POST /v1/chat/completions": ("POST", f"{router_url}/v1/chat/completions", chat, bypass),
     }
-    return {name: asyncio.run(_one_at_a_time(n, *case)) for name, case in cases.items()}
+    return {
+        name: _endpoint_percentiles(*asyncio.run(one_at_a_time(n, *case))) for name, case in cases.items()
+    }
 
 
-async def _one_at_a_time(
+async def one_at_a_time(
     n: int, method: str, url: str, body: dict[str, Any] | None, headers: dict[str, str]
-) -> dict[str, float]:
+) -> tuple[list[float], list[float]]:
     """``n`` requests in sequence on one kept-alive aiohttp connection (the client the closed-loop and
     open-loop steps use; httpx's own per-request CPU was about 0.3 ms of every figure), after one untimed
-    request that opens the connection."""
+    request that opens the connection: each one's latency and, where the answer has an ``X-Process-Time``,
+    the router's own time (ms)."""
     client_ms: list[float] = []
     server_ms: list[float] = []
     async with aiohttp.ClientSession(headers=headers) as session:
@@ -148,6 +151,10 @@ async def _one_at_a_time(
                 client_ms.append((time.perf_counter() - started) * 1000)
                 if "x-process-time" in response.headers:
                     server_ms.append(float(response.headers["x-process-time"]) * 1000)
+    return client_ms, server_ms
+
+
+def _endpoint_percentiles(client_ms: list[float], server_ms: list[float]) -> dict[str, float]:
     result = percentiles(client_ms)
     if server_ms:
         server = percentiles(server_ms)

@@ -75,3 +75,9 @@ def test_perf_report(tmp_path: Path) -> None:
     assert all(
         (tmp_path / png).is_file() for png in ("perf-endpoints.png", "perf-throughput.png", "perf-peer.png")
     )
+
+
+def test_trees() -> None:
+    out = _run("bench.trees", "a=", "b=", "--rounds", "1", "--n", "3")
+    rows = [line for line in out.splitlines() if line.startswith(("| a |", "| b |"))]
+    assert len(rows) == 2

@@ -54,9 +54,9 @@ async def current_principal(request: Request) -> Principal:
         credential = value.strip()
     if not credential:
         raise HTTPProblem(401, "authentication required", "unauthenticated", _UNAUTHORIZED)
-    client = request.client.host if request.client else None
+    client = request.scope.get("client")  # (host, port), as ``request.client`` has it, without its copy
     try:
-        principal = await services.authenticator.authenticate(credential, client)
+        principal = await services.authenticator.authenticate(credential, client[0] if client else None)
     except InvalidCredentials as exc:
         raise HTTPProblem(401, str(exc), "unauthenticated", _UNAUTHORIZED) from exc
     except TooManyFailures as exc:

@@ -86,13 +86,13 @@ class Authenticator:
         :raises InvalidCredentials: the credential is not valid (401).
         :raises TooManyFailures: the address has no failure budget left (429).
         """
-        address = client_key(client)
         try:
             if credential.startswith("qr_"):
-                return await self._api_key(credential, address)
+                return await self._api_key(credential, client_key(client))
             return await self._token(credential)
         except InvalidCredentials:
-            await self._limiter.hit(f"authfail:{address}", self._failures)
+            # The address is only needed to count failures: parsing it for every valid token costs.
+            await self._limiter.hit(f"authfail:{client_key(client)}", self._failures)
             raise
 
     async def _token(self, token: str) -> Principal:

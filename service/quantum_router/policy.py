@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from quantum_router.features import FeatureSpec, FloatArray, extract, normalise_prompt
+from quantum_router.features import FeatureSpec, FloatArray, extract
 from quantum_router.text_buckets import encode_buckets
 from quantum_router.text_model import IntArray, TextModel
 
@@ -121,13 +121,14 @@ class Policy:
         self, prompt: str, persona: str, task_type: str
     ) -> tuple[FloatArray, bytes | None]:
         """:meth:`features`, and the prompt's packed n-gram buckets for the experience log when the policy
-        has a text model (None otherwise): the prompt is hashed once for both."""
+        has a text model (None otherwise): the prompt is normalised and hashed once for both."""
         if self.text_model is None:
             return self.features(prompt, persona, task_type), None
-        ngrams = self.text_model.hashing.buckets_of(normalise_prompt(prompt))
-        scorer = _Hashed(self.text_model, ngrams)
+        scorer = _RecordingScorer(self.text_model)
         features = extract(prompt, persona, task_type, self.feature_spec, scorer)
-        return features, encode_buckets(ngrams, self.text_model.hashing)
+        # A text model means text scores in the spec (checked in __post_init__): extract called the scorer.
+        assert scorer.ngrams is not None
+        return features, encode_buckets(scorer.ngrams, self.text_model.hashing)
 
     def q_values(self, features: FloatArray) -> FloatArray:
         """Q(s, a) for every model; ``features`` is one vector or a batch (rows)."""
@@ -171,15 +172,16 @@ class Policy:
         path.write_bytes(self.to_bytes())
 
 
-@dataclass(frozen=True)
-class _Hashed:
-    """A text model bound to one prompt's buckets, so ``extract`` scores them without hashing again."""
+@dataclass
+class _RecordingScorer:
+    """The text model as ``extract`` calls it, keeping the buckets it hashed the prompt into for the log."""
 
     model: TextModel
-    ngrams: IntArray
+    ngrams: IntArray | None = None
 
     def scores(self, normalised: str, task_type: str) -> FloatArray:
-        """The bound prompt's scores (``normalised`` is the same prompt, already hashed)."""
+        """The text model's scores of the prompt; its buckets are kept in ``ngrams``."""
+        self.ngrams = self.model.hashing.buckets_of(normalised)
         return self.model.scores_of(self.ngrams, task_type)
 
 

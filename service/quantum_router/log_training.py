@@ -37,6 +37,7 @@ from quantum_router.execution import dense_features
 from quantum_router.feedback import rating_quality
 from quantum_router.learning import gate
 from quantum_router.learning.experience import LoggedExperience
+from quantum_router.learning.reward_model import REWARDS
 from quantum_router.outcomes import QualitySource
 from quantum_router.policy import Policy, PolicyFormatError, policy_from_bytes
 from quantum_router.policy_store import publish_policy
@@ -183,7 +184,7 @@ def main(argv: list[str], settings: Settings) -> int:
     )
     parser.add_argument(
         "--reward",
-        choices=["auto", "text", "fitted", "ridge", "outcome"],
+        choices=REWARDS,
         default="auto",
         help="what the env pays (auto: the refitted text model's cross-fitted scores when every row has "
         "them, else the log's own reward model, 'fitted')",

@@ -102,9 +102,7 @@ def problem_from_log(
     kept = [rows[i] for i in keep]
     if not kept:
         raise ValueError("no usable experiences (need a known model and a quality or rating)")
-    x = np.asarray([np.asarray(r.features, dtype=np.float64) for r in kept])
-    if x.shape[1] != feature_spec.dim:
-        raise ValueError(f"logged features have {x.shape[1]} values, the feature spec {feature_spec.dim}")
+    x = feature_matrix(kept, feature_spec.dim)
     y = np.asarray([r.target(latency_weight) for r in kept], dtype=np.float64)
     action = np.asarray([models.index(r.action) for r in kept], dtype=np.int64)
     weight = 1.0 / np.maximum([r.propensity for r in kept], MIN_PROPENSITY)
@@ -143,6 +141,16 @@ def problem_from_log(
         row_costs=costs.astype(np.float32),
         fitted_quality=fitted_quality.astype(np.float32),
     )
+
+
+def feature_matrix(rows: Sequence[LoggedExperience], dim: int) -> npt.NDArray[np.float64]:
+    """(len(rows), dim) the rows' logged feature vectors; ValueError when they have another length."""
+    if not rows:
+        return np.zeros((0, dim), dtype=np.float64)
+    x = np.asarray([np.asarray(r.features, dtype=np.float64) for r in rows], dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise ValueError(f"logged features have {x.shape[-1]} values, the feature spec {dim}")
+    return x
 
 
 def usable(row: LoggedExperience, models: list[str], latency_weight: float = 0.0) -> bool:

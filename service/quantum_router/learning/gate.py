@@ -24,6 +24,7 @@ import numpy as np
 from quantum_router.learning.experience import (
     MIN_PROPENSITY,
     LoggedExperience,
+    feature_matrix,
     problem_from_log,
     usable_rows,
 )
@@ -96,15 +97,13 @@ def evaluate(
     if len(new_rows) != len(rows):
         raise ValueError("new_experiences must be the same rows as experiences")
     dim = serving.feature_spec.dim
-    features = np.asarray([np.asarray(r.features, dtype=np.float32) for r in rows]).reshape(len(rows), dim)
-    new_features = np.asarray([np.asarray(r.features, dtype=np.float32) for r in new_rows])
     problem = problem_from_log(
         rows,
         serving.feature_spec,
         serving.models,
         model_costs_per_1k,
         ridge=prior_labels,
-        prior=believed_quality(prior or serving, features),
+        prior=believed_quality(prior or serving, feature_matrix(rows, dim)),
     )
     assert problem.fitted_quality is not None  # a log problem always has its reward model
     n = np.arange(len(rows))
@@ -121,6 +120,6 @@ def evaluate(
             doubly_robust(chosen, action, propensity, observed, predicted),
         )
 
-    new_ips, new_dr = value(new, new_features)
+    new_ips, new_dr = value(new, feature_matrix(new_rows, dim))
     serving_ips, serving_dr = value(serving, problem.features)
     return GateReport(len(rows), new_ips, new_dr, serving_ips, serving_dr)

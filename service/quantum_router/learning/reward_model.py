@@ -22,6 +22,9 @@ import numpy as np
 from quantum_router.learning.experience import fit_ridge
 from quantum_router.learning.problem import Problem
 
+#: What ``TrainConfig.reward`` may name: what the training env pays for quality (``train.resolved_reward``).
+REWARDS = ("auto", "text", "ridge", "fitted", "outcome")
+
 
 def _blend(problem: Problem, smooth: np.ndarray, outcome_weight: float) -> np.ndarray:
     """``outcome_weight`` x observed quality + (1 - ``outcome_weight``) x ``smooth``, as float32."""

@@ -17,11 +17,21 @@ import numpy as np
 
 from quantum_router.features import FeatureSpec
 from quantum_router.learning.env import RoutingBanditEnv, env_config_for
-from quantum_router.learning.experience import DEFAULT_PRIOR_LABELS, LoggedExperience, problem_from_log
+from quantum_router.learning.experience import (
+    DEFAULT_PRIOR_LABELS,
+    LoggedExperience,
+    feature_matrix,
+    problem_from_log,
+)
 from quantum_router.learning.export import policy_from_state_dict
 from quantum_router.learning.prior import believed_quality
 from quantum_router.learning.problem import Problem
-from quantum_router.learning.reward_model import fitted_problem, smoothed_problem, text_scored_problem
+from quantum_router.learning.reward_model import (
+    REWARDS,
+    fitted_problem,
+    smoothed_problem,
+    text_scored_problem,
+)
 from quantum_router.policy import Policy
 from quantum_router.text_model import TextModel
 
@@ -95,9 +105,6 @@ class TrainResult:
     def experiences_per_second(self) -> float:
         """Env steps sampled (with the updates they pay for) per wall-clock second of ``train()``."""
         return self.env_steps / self.seconds_training if self.seconds_training > 0 else 0.0
-
-
-REWARDS = ("auto", "text", "ridge", "fitted", "outcome")
 
 
 def resolved_reward(problem: Problem, config: TrainConfig) -> str:
@@ -288,8 +295,7 @@ def train_from_log(
     config = config or TrainConfig()
     believed = None
     if prior is not None:
-        features = np.asarray([np.asarray(e.features, dtype=np.float32) for e in experiences])
-        believed = believed_quality(prior, features.reshape(len(experiences), feature_spec.dim))
+        believed = believed_quality(prior, feature_matrix(experiences, feature_spec.dim))
     problem = problem_from_log(
         experiences,
         feature_spec,

@@ -127,6 +127,7 @@ async def start_services(settings: Settings, metrics: Metrics, describe_error: E
         settings.experience_queue_size,
         settings.experience_acknowledge,
         settings.experience_linger_ms / 1000,
+        settings.experience_insert_rows,
     )
     experiences.start()
     judge = Judge(settings, catalog, providers, db, experiences, metrics) if settings.judge_model else None

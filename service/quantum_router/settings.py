@@ -63,8 +63,13 @@ class Settings(BaseSettings):
     experience_queue_size: int = Field(
         10_000, ge=1, description="Experience rows that may wait for the writer before requests block."
     )
+    experience_insert_rows: int = Field(
+        16,
+        ge=1,
+        description="Rows per INSERT within a batch's transaction: the most the event loop encodes at once.",
+    )
     experience_linger_ms: float = Field(
-        10.0,
+        50.0,
         ge=0,
         le=1000,
         description="With queued acknowledgement, a batch waits this long after its first row, then commits.",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from sqlalchemy import func, select
 from quantum_router.db.engine import Database, DatabaseUnavailable
 from quantum_router.db.experience_writer import Acknowledge, ExperienceWriter, WriterClosed
 from quantum_router.db.migrate import upgrade
-from quantum_router.db.models import Experience
+from quantum_router.db.models import Experience, utcnow
 from quantum_router.metrics import Metrics
 from quantum_router.text_buckets import decode_buckets, encode_buckets
 from quantum_router.text_model import TextHashing
@@ -176,14 +177,24 @@ async def test_rows_acknowledged_during_an_outage_are_written_when_the_primary_r
 async def test_a_linger_lets_rows_of_light_traffic_share_a_commit(db: Database) -> None:
     user = await _user(db)
     metrics = Metrics()
-    writer = ExperienceWriter(db, metrics, max_batch=64, queue_size=100, linger_seconds=0.2)
+    # Two rows per INSERT: the batch of five goes out as three statements, still in one commit.
+    writer = ExperienceWriter(db, metrics, max_batch=64, queue_size=100, linger_seconds=0.2, insert_rows=2)
     writer.start()
+    queued_at = []
     for i in range(5):  # one row every 10 ms: without a linger, each would commit alone
+        queued_at.append(utcnow())
         await writer.add(_row(user, i), owner=user)
         await asyncio.sleep(0.01)
     await writer.flushed()
+    committed_at = utcnow()
     assert (_batches(metrics), await _count(db)) == (1.0, 5)
     await writer.close()
+    # Each row is stamped when it was queued, not when the lingering batch committed (0.15 s or more later).
+    async with db.write_session() as session:
+        rows = (await session.execute(select(Experience.prompt_hash, Experience.created_at))).all()
+    stamped = {int(prompt_hash): created_at.replace(tzinfo=UTC) for prompt_hash, created_at in rows}
+    for i, before in enumerate(queued_at):
+        assert before <= stamped[i] < before + timedelta(seconds=0.05) < committed_at
 
 
 async def test_commit_acknowledgement_never_lingers(db: Database) -> None:

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from quantum_router.db import store
 from quantum_router.db.engine import Database, DatabaseUnavailable
-from quantum_router.db.models import new_id
+from quantum_router.db.models import new_id, utcnow
 from quantum_router.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,10 @@ class ExperienceWriter:
         queue_size: int,
         acknowledge: Acknowledge = "queued",
         linger_seconds: float = 0.0,
+        insert_rows: int = 16,
     ) -> None:
         self._db = db
+        self._insert_rows = insert_rows
         # Only while rows are acknowledged on queueing: with ``commit``, a wait here is the caller's wait.
         self._linger = linger_seconds if acknowledge == "queued" else 0.0
         self._metrics = metrics
@@ -67,6 +69,7 @@ class ExperienceWriter:
         self._acknowledge = acknowledge
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=queue_size)
         self._by_owner: defaultdict[str, set[asyncio.Future[str]]] = defaultdict(set)
+        self._by_id: dict[str, asyncio.Future[str]] = {}
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._writing = 0  # rows taken off the queue and not yet settled
@@ -82,11 +85,14 @@ class ExperienceWriter:
         """
         if self._closed:
             raise WriterClosed("the service is shutting down")
-        row = {**row, "id": row.get("id") or new_id()}
+        # Stamped now, not at the commit, which may come a linger (or a database outage) later.
+        row = {**row, "id": row.get("id") or new_id(), "created_at": row.get("created_at") or utcnow()}
         done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         pending = self._by_owner[owner]
         pending.add(done)
-        done.add_done_callback(lambda f: self._forget(owner, f))
+        row_id = str(row["id"])
+        self._by_id[row_id] = done
+        done.add_done_callback(lambda f: self._forget(owner, row_id, f))
         await self._queue.put((row, owner, done))
         self._metrics.experience_queue_depth.set(self._queue.qsize())
         if self._acknowledge == "queued":
@@ -94,9 +100,12 @@ class ExperienceWriter:
         # Shielded: a caller that goes away (client disconnect) does not take its row out of the batch.
         return await asyncio.shield(done)
 
-    async def settled(self, owner: str) -> None:
-        """Wait until every row ``owner`` queued so far is written (or has failed)."""
+    async def settled(self, owner: str, row_id: str | None = None) -> None:
+        """Wait until every row ``owner`` queued so far, and row ``row_id`` if it is queued, is written (or
+        has failed)."""
         pending = list(self._by_owner.get(owner, ()))
+        if row_id is not None and row_id in self._by_id:
+            pending.append(self._by_id[row_id])
         if pending:
             await asyncio.gather(*(asyncio.shield(f) for f in pending), return_exceptions=True)
 
@@ -122,10 +131,11 @@ class ExperienceWriter:
         await asyncio.gather(self._task, return_exceptions=True)
         self._task = None
 
-    def _forget(self, owner: str, done: asyncio.Future[str]) -> None:
+    def _forget(self, owner: str, row_id: str, done: asyncio.Future[str]) -> None:
         # Mark a failure as seen even when nobody awaits it (no "exception never retrieved" noise).
         if not done.cancelled():
             done.exception()
+        self._by_id.pop(row_id, None)
         pending = self._by_owner.get(owner)
         if pending is not None:
             pending.discard(done)
@@ -194,7 +204,10 @@ class ExperienceWriter:
 
     async def _write(self, rows: list[dict[str, Any]], owners: set[str]) -> None:
         async def _insert(session: AsyncSession) -> None:
-            await store.add_experiences(session, rows)
+            # One transaction, a statement per slice: the rows' JSON encoding and bind processing run on the
+            # event loop, and a whole batch in one statement would stall the requests in flight meanwhile.
+            for start in range(0, len(rows), self._insert_rows):
+                await store.add_experiences(session, rows[start : start + self._insert_rows])
 
         await self._db.write(_insert, owners=owners)
 

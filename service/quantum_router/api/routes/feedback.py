@@ -21,8 +21,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 @router.post("/v1/feedback", response_model=FeedbackResponse, responses=_ERRORS)
 async def feedback(body: FeedbackRequest, services: ServicesDep, principal: PrincipalDep) -> FeedbackResponse:
     """Store the rating; it replaces the scorer's estimate in the experience's reward."""
-    # A rating may follow its answer within milliseconds, before the experience left the writer's queue.
-    await services.experiences.settled(principal.user_id)
+    # A rating may follow its answer within milliseconds, before the experience left the writer's queue;
+    # someone else's experience too, which must still be refused as theirs rather than as missing.
+    await services.experiences.settled(principal.user_id, body.experience_id)
     try:
         reward = await record_feedback(
             services.db, principal.user_id, body.experience_id, body.rating, body.comment

@@ -1,9 +1,11 @@
 """The router from several source trees, side by side in one run: what a change to the hot path bought.
 
     .venv/bin/python -m bench.trees before=/path/to/old/checkout/service after=
+    .venv/bin/python -m bench.trees linger10=,QR_EXPERIENCE_LINGER_MS=10 linger50=,QR_EXPERIENCE_LINGER_MS=50
 
-Each ``NAME=PATH`` starts ``quantum-router serve`` with ``PYTHONPATH=PATH`` (empty: this checkout), each in
-front of an instant stub of its own, all on their embedded defaults. The routers then take turns, round
+Each ``NAME=PATH[,SETTING=VALUE...]`` starts ``quantum-router serve`` with ``PYTHONPATH=PATH`` (empty: this
+checkout) and those settings in its environment, each in front of an instant stub of its own, all
+otherwise on their embedded defaults. The routers then take turns, round
 after round: the stub direct, cache misses and cache hits one request at a time, and misses at
 concurrency 16, all through ``/v1/chat/completions``. Taking turns spreads the machine's noise over every
 variant alike; compare the rows of one run, not runs of different days.
@@ -28,11 +30,16 @@ from bench.service_bench import RouterOnStub, login, percentiles, router_on_stub
 _KINDS = ("stub", "miss", "miss_router", "hit", "hit_router", "c16")
 
 
-def _variant(text: str) -> tuple[str, str]:
-    name, sep, path = text.partition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"expected NAME=PATH (PATH may be empty), got {text!r}")
-    return name, path
+def _variant(text: str) -> tuple[str, dict[str, str]]:
+    """``NAME=PATH[,SETTING=VALUE...]`` as (name, the server's extra environment)."""
+    name, sep, rest = text.partition("=")
+    path, *settings = rest.split(",")
+    if not sep or not name or not all("=" in setting for setting in settings):
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=PATH[,SETTING=VALUE...] (PATH may be empty), got {text!r}"
+        )
+    env = dict(setting.split("=", 1) for setting in settings)
+    return name, {"PYTHONPATH": path, **env} if path else env
 
 
 def _turn(router: RouterOnStub, auth: dict[str, str], n: int) -> tuple[dict[str, list[float]], float]:
@@ -52,7 +59,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("variants", nargs="+", type=_variant, help="NAME=PATH: PYTHONPATH of a source tree")
+    parser.add_argument(
+        "variants",
+        nargs="+",
+        type=_variant,
+        help="NAME=PATH[,SETTING=VALUE...]: PYTHONPATH of a source tree, and settings for its server",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--n", type=int, default=800, help="requests per kind, router and round")
     args = parser.parse_args()
@@ -60,9 +72,8 @@ def main() -> int:
     rates: dict[str, list[float]] = {name: [] for name, _ in args.variants}
     with tempfile.TemporaryDirectory(prefix="qr-trees-") as tmp, contextlib.ExitStack() as stack:
         routers: dict[str, tuple[RouterOnStub, dict[str, str]]] = {}
-        for name, path in args.variants:
+        for name, extra in args.variants:
             (Path(tmp) / name).mkdir()
-            extra = {"PYTHONPATH": path} if path else {}
             router = stack.enter_context(router_on_stub(Path(tmp) / name, ("chat",), extra=extra))
             with httpx.Client(base_url=router.url, timeout=60) as client:
                 routers[name] = (router, login(client))

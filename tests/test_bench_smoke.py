@@ -78,6 +78,6 @@ def test_perf_report(tmp_path: Path) -> None:
 
 
 def test_trees() -> None:
-    out = _run("bench.trees", "a=", "b=", "--rounds", "1", "--n", "3")
+    out = _run("bench.trees", "a=", "b=,QR_EXPERIENCE_LINGER_MS=0", "--rounds", "1", "--n", "3")
     rows = [line for line in out.splitlines() if line.startswith(("| a |", "| b |"))]
     assert len(rows) == 2

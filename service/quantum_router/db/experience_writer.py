@@ -12,10 +12,10 @@ When a request is answered depends on ``acknowledge`` (``QR_EXPERIENCE_ACKNOWLED
   database outage does not lose rows: the batch is retried with backoff while new rows wait in the queue,
   and callers block once it is full. A clean shutdown writes everything queued (bounded by
   ``close(timeout)``). A crash of the process (SIGKILL, out of memory) loses the rows still queued: at
-  most ``QR_EXPERIENCE_QUEUE_SIZE``, in practice the few milliseconds of traffic since the last commit.
-  Reads of the caller's own experiences (feedback, history) first wait for its queued rows. Each batch
-  waits ``QR_EXPERIENCE_LINGER_MS`` after its first row before it commits, so light traffic still shares
-  transactions; that much more traffic is at stake in a crash.
+  most ``QR_EXPERIENCE_QUEUE_SIZE``; with the database keeping up, the traffic of the last
+  ``QR_EXPERIENCE_LINGER_MS`` plus one commit. Each batch waits that long after its first row before it
+  commits, so light traffic still shares transactions: every commit costs the event loop a fixed amount.
+  Reads of the caller's own experiences (feedback, history) first wait for its queued rows.
 - ``commit``: after the transaction holding the row has committed. Nothing acknowledged is ever lost, and
   a database outage answers 503.
 """

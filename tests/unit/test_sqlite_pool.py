@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from quantum_router.db import store
 from quantum_router.db.engine import Database
-from quantum_router.db.models import Base
-from tests.conftest import make_settings
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(make_settings(tmp_path))
-    async with database.primary.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    yield database
-    await database.dispose()
 
 
 async def _usernames(db: Database) -> list[str]:

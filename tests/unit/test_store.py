@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from quantum_router.db import store
 from quantum_router.db.engine import Database
-from quantum_router.db.models import Base, Experience
-from tests.conftest import make_settings
+from quantum_router.db.models import Experience
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(make_settings(tmp_path))
-    async with database.primary.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    yield database
-    await database.dispose()
 
 
 async def _log_experiences(db: Database, count: int) -> None:

@@ -48,7 +48,8 @@ class WriterClosed(DatabaseUnavailable):
 
 
 class ExperienceWriter:
-    """Queues experience rows and commits them in batches of at most ``max_batch``."""
+    """Queues experience rows and commits them in batches of at most ``max_batch``, ``insert_rows`` rows per
+    INSERT (None: the whole batch in one)."""
 
     def __init__(
         self,
@@ -58,10 +59,10 @@ class ExperienceWriter:
         queue_size: int,
         acknowledge: Acknowledge = "queued",
         linger_seconds: float = 0.0,
-        insert_rows: int = 16,
+        insert_rows: int | None = None,
     ) -> None:
         self._db = db
-        self._insert_rows = insert_rows
+        self._insert_rows = insert_rows or max_batch
         # Only while rows are acknowledged on queueing: with ``commit``, a wait here is the caller's wait.
         self._linger = linger_seconds if acknowledge == "queued" else 0.0
         self._metrics = metrics
@@ -90,7 +91,7 @@ class ExperienceWriter:
         done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         pending = self._by_owner[owner]
         pending.add(done)
-        row_id = str(row["id"])
+        row_id: str = row["id"]
         self._by_id[row_id] = done
         done.add_done_callback(lambda f: self._forget(owner, row_id, f))
         await self._queue.put((row, owner, done))

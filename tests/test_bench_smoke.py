@@ -81,3 +81,8 @@ def test_trees() -> None:
     out = _run("bench.trees", "a=", "b=,QR_EXPERIENCE_LINGER_MS=0", "--rounds", "1", "--n", "3")
     rows = [line for line in out.splitlines() if line.startswith(("| a |", "| b |"))]
     assert len(rows) == 2
+
+
+def test_commit_cost() -> None:
+    out = _run("bench.commit_cost", "--rows", "2", "--n", "3")
+    assert "| 2 | 3 |" in out

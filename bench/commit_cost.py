@@ -16,6 +16,7 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -69,16 +70,13 @@ async def _measure(tmp: Path, sizes: list[int], n: int) -> dict[int, tuple[float
         for size in sizes:
             batches = [[_row(user_id) for _ in range(size)] for _ in range(n + n // 10)]
 
-            async def _insert(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-                await store.add_experiences(session, rows)
-
             for rows in batches[n:]:  # warm-up: connections open, statements compiled
-                await db.write(lambda session, rows=rows: _insert(session, rows))
+                await db.write(partial(store.add_experiences, rows=rows))
             walls = []
             cpu_start = time.thread_time()
             for rows in batches[:n]:
                 started = time.perf_counter()
-                await db.write(lambda session, rows=rows: _insert(session, rows))
+                await db.write(partial(store.add_experiences, rows=rows))
                 walls.append((time.perf_counter() - started) * 1000)
             results[size] = (statistics.median(walls), (time.thread_time() - cpu_start) / n * 1000)
         return results
